@@ -23,7 +23,10 @@ const char* const captures[] = {
     "go-1.19.bin",
 };
 
-Bytes capture(const std::string& name) { return read_file(std::string(TEST_DATA_DIR) + "/" + name); }
+Bytes capture(const std::string& name)
+{
+    return read_file(std::string(TEST_DATA_DIR) + "/" + name);
+}
 
 // Feeds `stream` in the given chunk sizes (cycled) and returns the final result.
 HelloResult feed_in_pieces(const Bytes& stream, const std::vector<std::size_t>& sizes)
@@ -38,7 +41,10 @@ HelloResult feed_in_pieces(const Bytes& stream, const std::vector<std::size_t>& 
     return { parser.status(), parser.error(), parser.info(), parser.consumed() };
 }
 
-HelloError error_of(const Bytes& stream) { return parse_client_hello(stream).error; }
+HelloError error_of(const Bytes& stream)
+{
+    return parse_client_hello(stream).error;
+}
 
 void same_facts(const HelloInfo& a, const HelloInfo& b)
 {
@@ -78,8 +84,8 @@ TEST_CASE("facts specific to each client")
     const HelloResult tls12 = parse_client_hello(capture("openssl-3.0-tls12-only.bin"));
     CHECK(tls12.info.supported_versions.empty());
     const HelloResult tls13 = parse_client_hello(capture("openssl-3.0-tls13.bin"));
-    CHECK(std::find(tls13.info.supported_versions.begin(), tls13.info.supported_versions.end(),
-              0x0304)
+    CHECK(std::find(
+              tls13.info.supported_versions.begin(), tls13.info.supported_versions.end(), 0x0304)
         != tls13.info.supported_versions.end());
 }
 
@@ -163,7 +169,8 @@ TEST_CASE("hellos without SNI, with other name types, and without extensions")
     Bytes data;
     put16(data, list.size());
     append(data, list);
-    const HelloResult other = parse_client_hello(records(handshake(hello_body(extension(0, data)))));
+    const HelloResult other
+        = parse_client_hello(records(handshake(hello_body(extension(0, data)))));
     REQUIRE(other.status == Status::done);
     CHECK(other.info.sni == "x.com");
 }

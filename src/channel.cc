@@ -1,0 +1,110 @@
+// channel.cc: sendmsg/recvmsg with SCM_RIGHTS for the worker channel.
+#include "channel.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+namespace sniproxy {
+
+namespace {
+    constexpr std::size_t max_fds = 4; // room to see (and close) fds a peer should not send
+
+    int send_raw(int channel, Msg type, std::span<const std::uint8_t> payload, int fd)
+    {
+        if (payload.size() + 1 > max_message)
+            return EMSGSIZE;
+        std::uint8_t buf[max_message];
+        buf[0] = static_cast<std::uint8_t>(type);
+        std::memcpy(buf + 1, payload.data(), payload.size());
+        iovec iov { buf, payload.size() + 1 };
+        msghdr msg {};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        if (fd >= 0) {
+            msg.msg_control = control;
+            msg.msg_controllen = sizeof control;
+            cmsghdr* c = CMSG_FIRSTHDR(&msg);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        }
+        for (;;) {
+            if (sendmsg(channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+                return 0;
+            if (errno != EINTR)
+                return errno;
+        }
+    }
+} // namespace
+
+int send_connection(int channel, int client_fd, std::int64_t accepted_ns)
+{
+    std::uint8_t payload[sizeof accepted_ns];
+    std::memcpy(payload, &accepted_ns, sizeof accepted_ns);
+    return send_raw(channel, Msg::connection, payload, client_fd);
+}
+
+int send_message(int channel, Msg type, std::span<const std::uint8_t> payload)
+{
+    return send_raw(channel, type, payload, -1);
+}
+
+Recv receive_message(int channel, Received& out)
+{
+    std::uint8_t buf[max_message + 1];
+    iovec iov { buf, sizeof buf };
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
+    msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do
+        n = recvmsg(channel, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? Recv::again : Recv::error;
+    if (n == 0)
+        return Recv::eof;
+
+    // Take ownership of every descriptor first, so none leaks whatever happens next.
+    UniqueFd fds[max_fds];
+    std::size_t nfds = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count && nfds < max_fds; i++) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            fds[nfds++].reset(fd);
+        }
+    }
+    if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC) || static_cast<std::size_t>(n) > max_message)
+        return Recv::invalid;
+
+    out.type = static_cast<Msg>(buf[0]);
+    out.payload_len = static_cast<std::size_t>(n) - 1;
+    std::memcpy(out.payload, buf + 1, out.payload_len);
+    const bool wants_fd = out.type == Msg::connection;
+    if (nfds != (wants_fd ? 1u : 0u))
+        return Recv::invalid;
+    if (wants_fd)
+        out.fd = std::move(fds[0]);
+    return Recv::message;
+}
+
+std::int64_t monotonic_ns()
+{
+    timespec ts {};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t { ts.tv_sec } * 1000000000 + ts.tv_nsec;
+}
+
+} // namespace sniproxy

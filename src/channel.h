@@ -1,0 +1,44 @@
+// channel.h: the parent<->worker protocol over a SOCK_SEQPACKET socketpair. One message is
+// one record: a type byte and a small payload, plus the client's descriptor (SCM_RIGHTS)
+// for connection messages. Both sides treat anything unexpected as an error.
+#pragma once
+
+#include "fd.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace sniproxy {
+
+enum class Msg : std::uint8_t {
+    connection = 'C', // parent -> worker: a client fd, and when it was accepted
+    drain = 'D', // parent -> worker: take no more, finish, exit
+    ready = 'R', // worker -> parent: sandboxed and serving
+    log = 'L', // worker -> parent: level byte, then text
+    closed = 'X', // worker -> parent: u32 count of connections that ended
+};
+
+constexpr std::size_t max_message = 1024;
+
+// Each returns 0 or an errno value (EAGAIN: the channel is full right now).
+int send_connection(int channel, int client_fd, std::int64_t accepted_ns);
+int send_message(int channel, Msg type, std::span<const std::uint8_t> payload = {});
+
+enum class Recv { message, again, eof, error, invalid };
+
+struct Received {
+    Msg type {};
+    std::uint8_t payload[max_message];
+    std::size_t payload_len = 0;
+    UniqueFd fd; // set for connection messages only
+};
+
+// Receives one message without blocking. `invalid` covers truncation, a descriptor on a
+// message that should not carry one (closed at once) or a missing one.
+Recv receive_message(int channel, Received& out);
+
+// Monotonic clock in nanoseconds, shared by both sides for the hello deadline.
+std::int64_t monotonic_ns();
+
+} // namespace sniproxy

@@ -1,0 +1,308 @@
+// connection.cc: the life of one connection in a worker.
+//   1. hello: read through a bufferevent, feeding only new bytes to the parser, under a
+//      deadline counted from the parent's accept();
+//   2. route: validate the SNI, look up exact / wildcard / _default by existence;
+//   3. connect to HOST/tls-socket, write the optional PROXY header, replay every byte the
+//      client sent (the bufferevent's input is moved, never copied or re-framed);
+//   4. forward both ways with bounded buffers and half-close, until both directions end.
+// Refusals send a fatal alert where one applies, then close promptly.
+#include "connection.h"
+
+#include "channel.h"
+#include "log.h"
+#include "listen_address.h"
+#include "proxy_header.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sniproxy {
+
+namespace {
+    constexpr timeval linger_time { 1, 0 }; // how long we wait for a refused client's FIN
+
+    // One plaintext TLS record with a fatal alert (RFC 8446 6).
+    void write_alert(bufferevent* bev, Alert alert)
+    {
+        const std::uint8_t record[] = { 21, 3, 3, 0, 2, 2, static_cast<std::uint8_t>(alert) };
+        bufferevent_write(bev, record, sizeof record);
+    }
+
+    const char* backend_result(int err)
+    {
+        switch (err) {
+        case ECONNREFUSED: return "backend-refused";
+        case ENOENT: return "backend-missing";
+        case EAGAIN: return "backend-busy";
+        default: return "backend-error";
+        }
+    }
+} // namespace
+
+Connection::Connection(event_base* base, const ConnectionSettings& settings, UniqueFd client,
+    std::int64_t accepted_ns, DoneFn done, void* owner)
+    : base_(base)
+    , settings_(settings)
+    , done_(done)
+    , owner_(owner)
+    , accepted_ns_(accepted_ns)
+{
+    socklen_t len = sizeof peer_;
+    getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer_), &len);
+    len = sizeof local_;
+    getsockname(client.get(), reinterpret_cast<sockaddr*>(&local_), &len);
+    const int one = 1;
+    setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    client_.reset(bufferevent_socket_new(base, client.release(), BEV_OPT_CLOSE_ON_FREE));
+}
+
+Connection::~Connection() = default;
+
+void Connection::start()
+{
+    if (!client_)
+        return finish("internal-error", "bufferevent_socket_new failed");
+    parser_.emplace(settings_.max_hello);
+    timer_.reset(evtimer_new(base_, on_deadline, this));
+    const std::int64_t left_ns
+        = std::int64_t { settings_.hello_timeout_s } * 1000000000 - (monotonic_ns() - accepted_ns_);
+    if (left_ns <= 0)
+        return finish("timeout");
+    const timeval left { static_cast<time_t>(left_ns / 1000000000),
+        static_cast<suseconds_t>(left_ns % 1000000000 / 1000) };
+    evtimer_add(timer_.get(), &left);
+    bufferevent_setcb(client_.get(), on_hello_read, nullptr, on_hello_event, this);
+    // A hello in 1-byte records is ~6x its size on the wire; never hold more than that.
+    bufferevent_setwatermark(client_.get(), EV_READ, 0, settings_.max_hello * 6 + 64);
+    bufferevent_enable(client_.get(), EV_READ);
+}
+
+void Connection::abort(const char* result)
+{
+    if (finished_) // lingering after an alert: just go
+        return done_(owner_, this);
+    finish(result);
+}
+
+void Connection::on_hello_read(bufferevent*, void* arg) { static_cast<Connection*>(arg)->feed_hello(); }
+
+void Connection::on_hello_event(bufferevent*, short what, void* arg)
+{
+    auto* self = static_cast<Connection*>(arg);
+    self->finish(what & BEV_EVENT_EOF ? "client-closed" : "client-error",
+        what & BEV_EVENT_ERROR ? std::strerror(EVUTIL_SOCKET_ERROR()) : "");
+}
+
+void Connection::on_deadline(evutil_socket_t, short, void* arg)
+{
+    static_cast<Connection*>(arg)->finish("timeout");
+}
+
+// Feeds the parser only the bytes it has not seen; the buffer itself stays untouched so it
+// can be replayed to the backend exactly as received.
+void Connection::feed_hello()
+{
+    evbuffer* in = bufferevent_get_input(client_.get());
+    const std::size_t len = evbuffer_get_length(in);
+    while (fed_ < len && parser_->status() == ClientHelloParser::Status::need_more) {
+        evbuffer_ptr pos;
+        evbuffer_ptr_set(in, &pos, fed_, EVBUFFER_PTR_SET);
+        evbuffer_iovec vec[8];
+        const int n = std::min(evbuffer_peek(in, len - fed_, &pos, vec, 8), 8);
+        for (int i = 0; i < n && parser_->status() == ClientHelloParser::Status::need_more; i++) {
+            const std::size_t take = std::min(vec[i].iov_len, len - fed_);
+            parser_->feed({ static_cast<const std::uint8_t*>(vec[i].iov_base), take });
+            fed_ += take;
+        }
+    }
+    switch (parser_->status()) {
+    case ClientHelloParser::Status::need_more:
+        return;
+    case ClientHelloParser::Status::error:
+        return refuse(parser_->alert(), "bad-hello",
+            std::string("reason=") + hello_error_string(parser_->error()));
+    case ClientHelloParser::Status::done:
+        return route_hello();
+    }
+}
+
+void Connection::route_hello()
+{
+    const HelloInfo& hello = parser_->info();
+    RouteDecision d = decide_route(hello, settings_.all_hashed, path_exists);
+    sni_ = d.sni;
+    if (d.status == RouteStatus::bad_sni)
+        return refuse(Alert::unrecognized_name, "bad-sni", "reason=" + d.reason);
+    if (d.status == RouteStatus::no_route)
+        return refuse(Alert::unrecognized_name, "no-route", "");
+    route_ = d.route.name;
+    if (!hello.alpn.empty())
+        alpn_ = hello.alpn.front();
+    if (!connect_backend(d.route))
+        return;
+    parser_.reset();
+    timer_.reset();
+}
+
+bool Connection::connect_backend(const Route& route)
+{
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_un sun {};
+    sun.sun_family = AF_UNIX;
+    if (!fd || route.socket.size() >= sizeof sun.sun_path) {
+        refuse(Alert::internal_error, "backend-error", std::string("errno=") + std::strerror(errno));
+        return false;
+    }
+    std::memcpy(sun.sun_path, route.socket.data(), route.socket.size());
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0 && errno != EINPROGRESS) {
+        const int err = errno;
+        refuse(Alert::internal_error, backend_result(err), std::string("errno=") + std::strerror(err));
+        return false;
+    }
+    backend_.reset(bufferevent_socket_new(base_, fd.release(), BEV_OPT_CLOSE_ON_FREE));
+    if (!backend_) {
+        refuse(Alert::internal_error, "internal-error", "bufferevent_socket_new failed");
+        return false;
+    }
+    evbuffer* out = bufferevent_get_output(backend_.get());
+    if (route.proxy == ProxyHeader::v1) {
+        const std::string h = proxy_v1_header(peer_, local_);
+        evbuffer_add(out, h.data(), h.size());
+    } else if (route.proxy == ProxyHeader::v2) {
+        const auto h = proxy_v2_header(peer_, local_, sni_ == "-" ? "" : sni_, alpn_);
+        evbuffer_add(out, h.data(), h.size());
+    }
+    bufferevent_setwatermark(client_.get(), EV_READ, 0, 0);
+    for (bufferevent* b : { client_.get(), backend_.get() }) {
+        bufferevent_setcb(b, on_forward_read, on_forward_write, on_forward_event, this);
+        bufferevent_enable(b, EV_READ | EV_WRITE);
+    }
+    forward(client_.get()); // replay the hello and anything that came after it
+    return true;
+}
+
+void Connection::on_forward_read(bufferevent* bev, void* arg) { static_cast<Connection*>(arg)->forward(bev); }
+
+// Moves what `from` read into its partner's output. When that output is full, reading from
+// `from` pauses until the partner's write callback says it has drained to half.
+void Connection::forward(bufferevent* from)
+{
+    bufferevent* to = partner(from);
+    evbuffer* in = bufferevent_get_input(from);
+    (from == client_.get() ? up_ : down_) += evbuffer_get_length(in);
+    evbuffer* out = bufferevent_get_output(to);
+    evbuffer_add_buffer(out, in);
+    if (evbuffer_get_length(out) >= settings_.max_buffer) {
+        bufferevent_disable(from, EV_READ);
+        bufferevent_setwatermark(to, EV_WRITE, settings_.max_buffer / 2, 0);
+    }
+}
+
+void Connection::on_forward_write(bufferevent* bev, void* arg)
+{
+    auto* self = static_cast<Connection*>(arg);
+    bufferevent* from = self->partner(bev);
+    const bool from_eof = from == self->client_.get() ? self->client_eof_ : self->backend_eof_;
+    if (!from_eof && !(bufferevent_get_enabled(from) & EV_READ)) {
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        bufferevent_enable(from, EV_READ);
+    }
+    self->maybe_shutdown(bev);
+}
+
+// Half-close: once the other side has ended and everything it sent is written, shut down
+// our writing to `to`, so its peer sees the end too.
+void Connection::maybe_shutdown(bufferevent* to)
+{
+    const bool to_is_client = to == client_.get();
+    const bool from_eof = to_is_client ? backend_eof_ : client_eof_;
+    bool& shut = to_is_client ? client_shut_ : backend_shut_;
+    if (!from_eof || shut || evbuffer_get_length(bufferevent_get_output(to)) > 0)
+        return;
+    shutdown(bufferevent_getfd(to), SHUT_WR);
+    shut = true;
+    if (client_shut_ && backend_shut_)
+        finish("ok");
+}
+
+void Connection::on_forward_event(bufferevent* bev, short what, void* arg)
+{
+    auto* self = static_cast<Connection*>(arg);
+    const bool is_client = bev == self->client_.get();
+    if (what & BEV_EVENT_EOF) {
+        self->forward(bev); // anything read together with the EOF
+        (is_client ? self->client_eof_ : self->backend_eof_) = true;
+        self->maybe_shutdown(self->partner(bev));
+        return;
+    }
+    if (what & BEV_EVENT_ERROR) {
+        const int err = EVUTIL_SOCKET_ERROR();
+        self->finish(is_client ? "client-reset" : "backend-reset",
+            std::string("errno=") + std::strerror(err));
+    }
+}
+
+void Connection::refuse(Alert alert, const char* result, const std::string& detail)
+{
+    parser_.reset();
+    std::string d = detail;
+    if (alert != Alert::none)
+        d += (d.empty() ? "alert=" : " alert=") + std::to_string(static_cast<int>(alert));
+    finish(result, d, alert);
+}
+
+void Connection::on_alert_written(bufferevent* bev, void*)
+{
+    shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+void Connection::on_linger_read(bufferevent* bev, void*)
+{
+    evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+}
+
+void Connection::on_linger_event(bufferevent*, short, void* arg)
+{
+    auto* self = static_cast<Connection*>(arg);
+    self->done_(self->owner_, self);
+}
+
+void Connection::on_linger_timeout(evutil_socket_t, short, void* arg)
+{
+    auto* self = static_cast<Connection*>(arg);
+    self->done_(self->owner_, self);
+}
+
+void Connection::finish(const char* result, const std::string& detail, Alert alert)
+{
+    if (finished_)
+        return;
+    finished_ = true;
+    const std::int64_t ms = (monotonic_ns() - accepted_ns_) / 1000000;
+    logf(LogLevel::info, "client=%s sni=%s route=%s result=%s%s%s up=%llu down=%llu ms=%lld",
+        format_address(peer_).c_str(), sni_.c_str(), route_.c_str(), result,
+        detail.empty() ? "" : " ", detail.c_str(), static_cast<unsigned long long>(up_),
+        static_cast<unsigned long long>(down_), static_cast<long long>(ms));
+    backend_.reset();
+    timer_.reset();
+    if (alert == Alert::none || !client_) {
+        client_.reset();
+        return done_(owner_, this);
+    }
+    // Send the alert, then wait briefly for the client to close, so that our close does not
+    // turn into a reset that destroys the alert before the client has read it.
+    write_alert(client_.get(), alert);
+    bufferevent_setwatermark(client_.get(), EV_READ, 0, 0);
+    bufferevent_setwatermark(client_.get(), EV_WRITE, 0, 0);
+    bufferevent_setcb(client_.get(), on_linger_read, on_alert_written, on_linger_event, this);
+    bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+    on_linger_read(client_.get(), this);
+    timer_.reset(evtimer_new(base_, on_linger_timeout, this));
+    evtimer_add(timer_.get(), &linger_time);
+}
+
+} // namespace sniproxy

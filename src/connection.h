@@ -1,0 +1,88 @@
+// connection.h: one client connection inside a worker, from the first byte of its
+// ClientHello to the close of both directions. See connection.cc for the life cycle.
+#pragma once
+
+#include "clienthello.h"
+#include "event_ptr.h"
+#include "fd.h"
+#include "route.h"
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace sniproxy {
+
+struct ConnectionSettings {
+    int hello_timeout_s = 10; // -T, counted from the parent's accept()
+    bool all_hashed = false; // -a
+    std::size_t max_hello = ClientHelloParser::default_max_hello;
+    std::size_t max_buffer = 256 * 1024; // per direction, before reading pauses
+};
+
+class Connection {
+public:
+    // Called once, as the connection's very last act; the owner then destroys it.
+    using DoneFn = void (*)(void* owner, Connection* self);
+
+    Connection(event_base* base, const ConnectionSettings& settings, UniqueFd client,
+        std::int64_t accepted_ns, DoneFn done, void* owner);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // Starts reading the hello; may finish (and call done) before returning.
+    void start();
+    // Grace expired: close now, counted in the log.
+    void abort(const char* result);
+
+private:
+    static void on_hello_read(bufferevent* bev, void* arg);
+    static void on_hello_event(bufferevent* bev, short what, void* arg);
+    static void on_deadline(evutil_socket_t, short, void* arg);
+    static void on_forward_read(bufferevent* bev, void* arg);
+    static void on_forward_write(bufferevent* bev, void* arg);
+    static void on_forward_event(bufferevent* bev, short what, void* arg);
+    static void on_alert_written(bufferevent* bev, void* arg);
+    static void on_linger_read(bufferevent* bev, void* arg);
+    static void on_linger_event(bufferevent* bev, short what, void* arg);
+    static void on_linger_timeout(evutil_socket_t, short, void* arg);
+
+    void feed_hello();
+    void route_hello();
+    bool connect_backend(const Route& route);
+    void refuse(Alert alert, const char* result, const std::string& detail);
+    void forward(bufferevent* from);
+    void maybe_shutdown(bufferevent* to);
+    void finish(const char* result, const std::string& detail = {}, Alert alert = Alert::none);
+
+    bufferevent* partner(bufferevent* bev) const
+    {
+        return bev == client_.get() ? backend_.get() : client_.get();
+    }
+
+    event_base* base_;
+    const ConnectionSettings& settings_;
+    DoneFn done_;
+    void* owner_;
+    BuffereventPtr client_;
+    BuffereventPtr backend_;
+    EventPtr timer_;
+    std::optional<ClientHelloParser> parser_; // only while the hello is being read
+    std::size_t fed_ = 0;
+    std::int64_t accepted_ns_;
+    sockaddr_storage peer_ {};
+    sockaddr_storage local_ {};
+    std::string sni_ = "-";
+    std::string route_ = "-";
+    std::string alpn_; // first offered protocol, for PROXY v2
+    std::uint64_t up_ = 0; // client -> backend
+    std::uint64_t down_ = 0; // backend -> client
+    bool client_eof_ = false, backend_eof_ = false; // read side ended
+    bool client_shut_ = false, backend_shut_ = false; // we shut down our writing to it
+    bool finished_ = false;
+};
+
+} // namespace sniproxy

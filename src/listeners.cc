@@ -1,0 +1,87 @@
+// listeners.cc: socket(), bind(), listen() for -l, and socket adoption for service managers.
+#include "listeners.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace sniproxy {
+
+namespace {
+    constexpr int backlog = 4096; // the kernel caps it at net.core.somaxconn
+
+    bool is_listening_socket(int fd)
+    {
+        int accepting = 0;
+        socklen_t len = sizeof accepting;
+        return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
+    }
+
+    bool make_nonblocking_cloexec(int fd)
+    {
+        const int fl = fcntl(fd, F_GETFL);
+        return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0
+            && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
+    }
+} // namespace
+
+std::string bind_listeners(const std::vector<ListenAddress>& addresses, std::vector<UniqueFd>& out)
+{
+    for (const ListenAddress& a : addresses) {
+        const std::string where = format_address(a.addr);
+        UniqueFd fd(socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (!fd)
+            return "socket for " + where + ": " + std::strerror(errno);
+        const int one = 1;
+        setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (a.addr.ss_family == AF_INET6
+            && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
+            return "IPV6_V6ONLY on " + where + ": " + std::strerror(errno);
+        if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0)
+            return "cannot listen on " + where + ": " + std::strerror(errno)
+                + (errno == EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "");
+        if (listen(fd.get(), backlog) != 0)
+            return "listen on " + where + ": " + std::strerror(errno);
+        out.push_back(std::move(fd));
+    }
+    return "";
+}
+
+bool adopt_listeners(std::vector<UniqueFd>& out, std::string& how, std::string& error)
+{
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* fds = std::getenv("LISTEN_FDS");
+    if (pid && fds && std::strtol(pid, nullptr, 10) == getpid()) {
+        const long n = std::strtol(fds, nullptr, 10);
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_FDNAMES");
+        for (long i = 0; i < n && i < 64; i++) {
+            const int fd = 3 + static_cast<int>(i);
+            if (!is_listening_socket(fd) || !make_nonblocking_cloexec(fd)) {
+                error = "LISTEN_FDS: descriptor " + std::to_string(fd) + " is not a listening socket";
+                return false;
+            }
+            out.emplace_back(fd);
+        }
+        how = "systemd (LISTEN_FDS=" + std::to_string(n) + ")";
+        return n > 0;
+    }
+    if (is_listening_socket(0)) {
+        const int fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0 || !make_nonblocking_cloexec(fd)) {
+            error = std::string("adopting the socket on stdin: ") + std::strerror(errno);
+            return false;
+        }
+        out.emplace_back(fd);
+        how = "the socket on standard input";
+        return true;
+    }
+    return false;
+}
+
+} // namespace sniproxy

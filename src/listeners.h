@@ -1,0 +1,21 @@
+// listeners.h: binding the listening sockets, or adopting the ones a service manager passed.
+#pragma once
+
+#include "fd.h"
+#include "listen_address.h"
+
+#include <string>
+#include <vector>
+
+namespace sniproxy {
+
+// Binds and listens on each address (non-blocking, close-on-exec, IPv6 sockets v6-only).
+// Returns "" or an error naming the address.
+std::string bind_listeners(const std::vector<ListenAddress>& addresses, std::vector<UniqueFd>& out);
+
+// Adopts systemd's LISTEN_FDS (when LISTEN_PID is us) or a listening socket on stdin
+// (inetd "wait", s6, StandardInput=socket). Returns false when there is none; `how` says
+// where they came from, `error` is set when something was passed but is unusable.
+bool adopt_listeners(std::vector<UniqueFd>& out, std::string& how, std::string& error);
+
+} // namespace sniproxy

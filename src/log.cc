@@ -1,0 +1,83 @@
+// log.cc: the logging sinks (stderr, syslog, or a forwarding hook set by workers).
+#include "log.h"
+
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace sniproxy {
+
+namespace {
+    int g_verbosity = 0;
+    LogSink g_sink;
+
+    void stderr_sink(LogLevel, std::string_view message)
+    {
+        std::fprintf(stderr, "sniproxyd[%d]: %.*s\n", static_cast<int>(getpid()),
+            static_cast<int>(message.size()), message.data());
+    }
+} // namespace
+
+void log_set_verbosity(int verbosity) { g_verbosity = verbosity; }
+
+bool log_enabled(LogLevel level) { return level != LogLevel::debug || g_verbosity > 0; }
+
+void log_set_sink(LogSink sink) { g_sink = std::move(sink); }
+
+void log_to_stderr() { g_sink = stderr_sink; }
+
+void log_to_syslog()
+{
+    openlog("sniproxyd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    g_sink = [](LogLevel level, std::string_view message) {
+        syslog(static_cast<int>(level), "%.*s", static_cast<int>(message.size()), message.data());
+    };
+}
+
+void log_line(LogLevel level, std::string_view message)
+{
+    if (!log_enabled(level))
+        return;
+    if (g_sink)
+        g_sink(level, message);
+    else
+        stderr_sink(level, message);
+}
+
+void logf(LogLevel level, const char* format, ...)
+{
+    if (!log_enabled(level))
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, format);
+    int n = std::vsnprintf(buf, sizeof buf, format, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    log_line(level, std::string_view(buf, std::min<std::size_t>(n, sizeof buf - 1)));
+}
+
+std::string sanitize_log_text(std::string_view text, std::size_t max)
+{
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(std::min(text.size(), max));
+    for (unsigned char c : text) {
+        if (out.size() >= max) {
+            out += "...";
+            break;
+        }
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+} // namespace sniproxy

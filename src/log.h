@@ -1,0 +1,31 @@
+// log.h: one logging entry point for every process. The parent writes to stderr (-d) or
+// syslog; workers, jailed, hand their records to the parent through a sink.
+#pragma once
+
+#include <cstdarg>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace sniproxy {
+
+// Values are syslog priorities, so records can cross the worker channel as one byte.
+enum class LogLevel : unsigned char { err = 3, warning = 4, notice = 5, info = 6, debug = 7 };
+
+using LogSink = std::function<void(LogLevel, std::string_view)>;
+
+// verbosity 0 logs err..info (one line per connection is info); 1 and more adds debug.
+void log_set_verbosity(int verbosity);
+bool log_enabled(LogLevel level);
+void log_set_sink(LogSink sink);
+void log_to_stderr(); // "sniproxyd[pid]: message" lines
+void log_to_syslog(); // openlog(LOG_DAEMON) now, while /dev/log is reachable
+
+[[gnu::format(printf, 2, 3)]] void logf(LogLevel level, const char* format, ...);
+void log_line(LogLevel level, std::string_view message);
+
+// Escapes anything that is not printable ASCII as \xNN and cuts at max bytes, so that a
+// hostile SNI or a compromised worker cannot forge log lines or flood them.
+std::string sanitize_log_text(std::string_view text, std::size_t max = 512);
+
+} // namespace sniproxy

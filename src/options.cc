@@ -1,0 +1,123 @@
+// options.cc: getopt-based parsing with range checks and one-line errors.
+#include "options.h"
+
+#include "config.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+
+namespace sniproxy {
+
+namespace {
+    bool parse_int(const char* text, long min, long max, int& out)
+    {
+        errno = 0;
+        char* end = nullptr;
+        const long v = std::strtol(text, &end, 10);
+        if (errno || end == text || *end || v < min || v > max)
+            return false;
+        out = static_cast<int>(v);
+        return true;
+    }
+
+    std::string range_error(char opt, const char* arg, long min, long max)
+    {
+        return std::string("-") + opt + ": '" + arg + "' is not a whole number from "
+            + std::to_string(min) + " to " + std::to_string(max);
+    }
+
+    bool parse_worker_spec(const char* spec, Options::Worker& w)
+    {
+        unsigned long fd, gen, uid, gid, jail;
+        char tail;
+        if (std::sscanf(spec, "%lu:%lu:%lu:%lu:%lu%c", &fd, &gen, &uid, &gid, &jail, &tail) != 5)
+            return false;
+        if (fd > INT_MAX || jail > 1)
+            return false;
+        w = { static_cast<int>(fd), static_cast<unsigned>(gen), static_cast<uid_t>(uid),
+            static_cast<gid_t>(gid), jail == 1 };
+        return true;
+    }
+} // namespace
+
+std::string usage_text()
+{
+    return "usage: sniproxyd [-adhnVv] [-c max-connections] [-g grace] [-H hosts-dir]\n"
+           "                 [-l address:port]... [-p pidfile] [-T hello-timeout]\n"
+           "                 [-u user] [-w workers]\n"
+           "defaults: -H " DEFAULT_HOSTS_DIR " -u " DEFAULT_USER
+           " -T 10 -g 10 -w <CPUs> -l *:443\n";
+}
+
+std::string parse_options(int argc, char* const argv[], Options& o)
+{
+    o = Options {};
+    o.hosts_dir = DEFAULT_HOSTS_DIR;
+    o.user = DEFAULT_USER;
+    optind = 0; // GNU: a full re-initialisation, so tests can parse repeatedly
+    opterr = 0;
+    int c;
+    while ((c = getopt(argc, argv, ":adhnVvc:g:H:l:p:T:u:w:W:")) != -1) {
+        switch (c) {
+        case 'a': o.all_hashed = true; break;
+        case 'd': o.foreground = true; break;
+        case 'h': o.help = true; break;
+        case 'n': o.check_only = true; break;
+        case 'V': o.version = true; break;
+        case 'v': o.verbosity++; break;
+        case 'H': o.hosts_dir = optarg; break;
+        case 'l': o.listen.emplace_back(optarg); break;
+        case 'p': o.pidfile = optarg; break;
+        case 'u': o.user = optarg; break;
+        case 'c':
+            if (!parse_int(optarg, 1, 1000000, o.max_connections))
+                return range_error('c', optarg, 1, 1000000);
+            break;
+        case 'g':
+            if (!parse_int(optarg, 0, 86400, o.grace))
+                return range_error('g', optarg, 0, 86400);
+            break;
+        case 'T':
+            if (!parse_int(optarg, 1, 3600, o.hello_timeout))
+                return range_error('T', optarg, 1, 3600);
+            break;
+        case 'w':
+            if (!parse_int(optarg, 1, 256, o.workers))
+                return range_error('w', optarg, 1, 256);
+            break;
+        case 'W':
+            if (!parse_worker_spec(optarg, o.worker))
+                return "-W is internal to sniproxyd";
+            o.is_worker = true;
+            break;
+        case ':': return std::string("-") + static_cast<char>(optopt) + " needs a value";
+        default: return std::string("unknown option -") + static_cast<char>(optopt);
+        }
+    }
+    if (optind < argc)
+        return std::string("unexpected argument '") + argv[optind] + "'";
+    if (o.hosts_dir.empty())
+        return "-H: the hosts directory must not be empty";
+    if (o.user.empty())
+        return "-u: the user must not be empty";
+    return "";
+}
+
+std::vector<std::string> worker_arguments(const Options& o, const Options::Worker& w)
+{
+    std::vector<std::string> args { "sniproxyd: worker" };
+    args.push_back("-W" + std::to_string(w.channel_fd) + ":" + std::to_string(w.generation) + ":"
+        + std::to_string(w.uid) + ":" + std::to_string(w.gid) + ":" + (w.jail ? "1" : "0"));
+    args.push_back("-H" + o.hosts_dir);
+    args.push_back("-T" + std::to_string(o.hello_timeout));
+    for (int i = 0; i < o.verbosity; i++)
+        args.push_back("-v");
+    if (o.all_hashed)
+        args.push_back("-a");
+    return args;
+}
+
+} // namespace sniproxy

@@ -1,0 +1,45 @@
+// options.h: the command line of sniproxyd (a stable contract, see sniproxyd(8)), parsed
+// without side effects so that every rule can be tested directly.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace sniproxy {
+
+struct Options {
+    bool foreground = false; // -d
+    bool check_only = false; // -n
+    int verbosity = 0; // -v, repeatable
+    std::string hosts_dir; // -H
+    std::vector<std::string> listen; // -l, repeatable
+    std::string user; // -u
+    int workers = 0; // -w; 0 means one per online CPU
+    int hello_timeout = 10; // -T seconds
+    int grace = 10; // -g seconds
+    std::string pidfile; // -p
+    bool all_hashed = false; // -a: every host directory is a hashed name
+    int max_connections = 0; // -c per worker; 0 derives it from RLIMIT_NOFILE
+    bool help = false; // -h
+    bool version = false; // -V
+
+    // Internal: set by the parent when it execs a worker (-W fd:generation:uid:gid:jail).
+    struct Worker {
+        int channel_fd = -1;
+        unsigned generation = 0;
+        uid_t uid = 0;
+        gid_t gid = 0;
+        bool jail = false;
+    } worker;
+    bool is_worker = false;
+};
+
+// Fills `options` (defaults from configure first). Returns "" or a one-line error.
+std::string parse_options(int argc, char* const argv[], Options& options);
+std::string usage_text();
+// The argv a worker is started with: the settings it needs and nothing else.
+std::vector<std::string> worker_arguments(const Options& options, const Options::Worker& w);
+
+} // namespace sniproxy

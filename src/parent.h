@@ -1,0 +1,95 @@
+// parent.h: the privileged parent: accepts, hands connections to workers, supervises them,
+// rolls them over on SIGHUP and drains them on SIGTERM. It never reads client data.
+#pragma once
+
+#include "event_ptr.h"
+#include "fd.h"
+#include "options.h"
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sniproxy {
+
+struct WorkerIdentity {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    bool jail = false; // root: chroot and setuid; otherwise sandbox only
+};
+
+class Parent {
+public:
+    Parent(const Options& options, std::vector<UniqueFd> listeners, WorkerIdentity identity,
+        std::size_t max_per_worker);
+    ~Parent();
+    Parent(const Parent&) = delete;
+    Parent& operator=(const Parent&) = delete;
+
+    int run(); // returns the exit status
+
+private:
+    struct Worker {
+        pid_t pid = -1;
+        UniqueFd channel;
+        EventPtr read_event;
+        EventPtr write_event; // armed while connections wait for room in the channel
+        unsigned generation = 0;
+        std::size_t inflight = 0; // handed over and not yet reported closed
+        bool ready = false;
+        bool draining = false;
+        std::int64_t started_ns = 0;
+    };
+    struct Pending {
+        UniqueFd fd;
+        std::int64_t accepted_ns;
+    };
+
+    static void on_accept(evutil_socket_t fd, short, void* arg);
+    static void on_worker_readable(evutil_socket_t fd, short, void* arg);
+    static void on_worker_writable(evutil_socket_t fd, short, void* arg);
+    static void on_signal(evutil_socket_t sig, short, void* arg);
+    static void on_resume(evutil_socket_t, short, void* arg);
+    static void on_respawn(evutil_socket_t, short, void* arg);
+    static void on_force_kill(evutil_socket_t, short, void* arg);
+
+    bool spawn_worker(unsigned generation);
+    void accept_batch(int listener);
+    bool dispatch(UniqueFd& fd, std::int64_t accepted_ns);
+    Worker* least_loaded();
+    void flush_pending();
+    void set_accepting(bool on);
+    void update_accepting();
+    void read_worker(Worker& w);
+    void reap_children();
+    void worker_exited(std::unique_ptr<Worker> w, int status);
+    void check_generation_ready();
+    void rollover();
+    void stop(bool immediately);
+
+    const Options& options_;
+    WorkerIdentity identity_;
+    std::size_t max_per_worker_;
+    int worker_count_;
+    EventBasePtr base_;
+    std::vector<UniqueFd> listeners_;
+    std::vector<EventPtr> listen_events_;
+    std::vector<EventPtr> signal_events_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::deque<Pending> pending_;
+    EventPtr resume_event_; // re-enables accept after EMFILE
+    EventPtr respawn_event_;
+    EventPtr kill_event_; // the grace backstop
+    unsigned generation_ = 0;
+    int respawn_needed_ = 0;
+    std::int64_t respawn_delay_ms_ = 0;
+    bool accepting_ = false;
+    bool stopping_ = false;
+    bool fd_exhausted_logged_ = false;
+};
+
+} // namespace sniproxy

@@ -1,0 +1,26 @@
+// proxy_header.h: build the PROXY protocol header (v1 text or v2 binary) that tells a backend
+// who the real client is, since the backend only sees our Unix socket. Pure logic, no I/O.
+// Specification: HAProxy's proxy-protocol.txt.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sniproxy {
+
+// client = the TCP peer address (getpeername), local = our accepting address (getsockname).
+// IPv4-mapped IPv6 addresses are reported as IPv4. Anything that is not a pair of
+// same-family TCP addresses becomes "PROXY UNKNOWN\r\n".
+std::string proxy_v1_header(const sockaddr_storage& client, const sockaddr_storage& local);
+
+// Same addresses as v1, plus TLVs: PP2_TYPE_AUTHORITY with `authority` (the SNI host name)
+// and PP2_TYPE_ALPN with `alpn` (the client's first offered protocol), each only when
+// non-empty. Unsupported or mixed families give AF_UNSPEC with no address block.
+std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
+    const sockaddr_storage& local, std::string_view authority, std::string_view alpn);
+
+} // namespace sniproxy

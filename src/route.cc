@@ -1,0 +1,52 @@
+// route.cc: route selection by existence, per connection, so hosts can change at any time.
+#include "route.h"
+
+#include "hashed_name.h"
+#include "hostname.h"
+#include "log.h"
+
+#include <sys/stat.h>
+
+namespace sniproxy {
+
+RouteDecision decide_route(const HelloInfo& hello, bool all_hashed, const PathExists& exists)
+{
+    RouteDecision d;
+    std::string canonical;
+    if (hello.has_sni) {
+        const NameError e = canonicalize_hostname(hello.sni, canonical);
+        if (e != NameError::ok) {
+            d.status = RouteStatus::bad_sni;
+            d.sni = sanitize_log_text(hello.sni, 80);
+            d.reason = name_error_string(e);
+            return d;
+        }
+        d.sni = canonical;
+    } else {
+        d.sni = "-";
+    }
+    for (const std::string& candidate : route_candidates(hello.has_sni ? &canonical : nullptr)) {
+        const std::string dir = host_directory(candidate, all_hashed);
+        const std::string socket = socket_path(dir);
+        if (!exists(socket))
+            continue;
+        d.status = RouteStatus::found;
+        d.route.name = candidate;
+        d.route.socket = socket;
+        if (exists(dir + "/send-proxy-v2"))
+            d.route.proxy = ProxyHeader::v2;
+        else if (exists(dir + "/send-proxy-v1"))
+            d.route.proxy = ProxyHeader::v1;
+        return d;
+    }
+    d.status = RouteStatus::no_route;
+    return d;
+}
+
+bool path_exists(const std::string& path)
+{
+    struct stat st;
+    return lstat(path.c_str(), &st) == 0;
+}
+
+} // namespace sniproxy

@@ -1,0 +1,44 @@
+// sandbox.h: privilege separation. Confines a worker (chroot into the hosts directory,
+// unprivileged uid/gid, no capabilities, no_new_privs, seccomp allowlist) and shrinks the
+// parent's capabilities to the few it needs to start and stop workers.
+//
+// A worker calls, in this order: jail_worker (only when started as root; otherwise it just
+// chdirs into the hosts directory), set_no_new_privs, load_worker_seccomp.
+// Every function returns false and fills `error` with one line naming the failed step;
+// none of them exits.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace sniproxy {
+
+struct JailConfig {
+    std::string hosts_dir;
+    uid_t uid = 0; // must be set: jailing as root is refused
+    gid_t gid = 0;
+};
+
+// As root: chdir(hosts_dir), chroot("."), chdir("/"), groups = {gid}, setresgid,
+// setresuid, clear every capability set (effective, permitted, inheritable, ambient), then
+// verifies that setuid(0), setgid(0) and chroot("/") fail. Refuses uid 0 and gid 0.
+// Needs no /proc (none exists inside the chroot).
+bool jail_worker(const JailConfig& config, std::string& error);
+
+// prctl(PR_SET_NO_NEW_PRIVS), verified with PR_GET_NO_NEW_PRIVS.
+bool set_no_new_privs(std::string& error);
+
+// Loads the worker's syscall allowlist (seccomp_filter.cc); anything else kills the process.
+// Requires no_new_privs to be set already (set_no_new_privs).
+bool load_worker_seccomp(std::string& error);
+
+// For the root parent, after binding: keeps only CAP_SETUID, CAP_SETGID, CAP_SYS_CHROOT and
+// CAP_KILL in effective+permitted, clears inheritable and ambient, drops every other
+// capability from the bounding set (so exec'd workers cannot regain them) and sets
+// no_new_privs. `kept` receives the result as cap_to_text prints it, e.g.
+// "cap_kill,cap_setgid,cap_setuid,cap_sys_chroot=ep". Needs CAP_SETPCAP (root) to shrink
+// the bounding set: a parent started as non-root should not call it.
+bool parent_drop_capabilities(std::string& kept, std::string& error);
+
+} // namespace sniproxy

@@ -1,0 +1,247 @@
+// seccomp_filter.cc: the worker's syscall allowlist (libseccomp). Anything not listed
+// kills the whole worker (SCMP_ACT_KILL_PROCESS); with --enable-seccomp-debug it is
+// trapped instead and reported by number on stderr, so a missing entry is easy to find.
+//
+// A worker only: waits in epoll, receives client fds from the parent, stats
+// HOST/tls-socket, connects a new AF_UNIX stream socket to it, and copies bytes. So no
+// open, no exec, no fork, no network sockets, no executable memory.
+#include "config.h"
+
+#include "seccomp_filter.h"
+
+#include <fcntl.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+
+namespace sniproxy {
+
+namespace {
+
+    // Syscalls allowed with any arguments. Names missing on the running architecture
+    // (stat on aarch64, mmap2 on x86_64) are skipped; a name libseccomp does not know at
+    // all is a typo and fails the load.
+    constexpr const char* allowed_syscalls[] = {
+        // The parent's socketpair: client fds arrive by recvmsg(SCM_RIGHTS), log records
+        // leave by send/sendmsg (glibc's send/recv are sendto/recvfrom).
+        "recvmsg", "sendmsg", "sendto", "recvfrom", "send", "recv",
+        // Forwarding bytes between client and backend, half-close, and the splice fast path.
+        "read", "readv", "write", "writev", "shutdown", "close", "splice", "pipe2",
+        // Connecting to the backend's Unix socket and checking how that went
+        // (connect is harmless: socket() below only creates AF_UNIX stream sockets).
+        "connect", "getsockopt", "setsockopt", "getpeername", "getsockname",
+        // Route lookup: lstat/fstatat on HOST/tls-socket relative to the chroot.
+        "stat", "lstat", "fstat", "newfstatat", "statx", "stat64", "lstat64", "fstat64",
+        "fstatat64",
+        // libevent's epoll backend (epoll_create1 too, in case the base is made after the
+        // filter) and its clocks, which are usually vDSO calls but may fall back to syscalls.
+        "epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1", "clock_gettime",
+        "clock_gettime64", "clock_getres", "gettimeofday",
+        // libevent's arc4random seeds itself from getrandom; event_base_new reads the ids
+        // (evutil_issetugid) before trusting EVENT_* variables; deleting a signal event or
+        // freeing the base restores the old disposition with rt_sigaction.
+        "getrandom", "getuid", "geteuid", "getgid", "getegid", "rt_sigaction",
+        // malloc: heap growth, large chunks and trimming; futex for glibc's internal locks.
+        "brk", "munmap", "mremap", "madvise", "futex",
+        // Process basics: getpid (libevent, glibc), exiting, returning from and masking
+        // signal handlers (libevent's signal events), resuming interrupted syscalls.
+        "getpid", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask", "restart_syscall",
+#ifdef WITH_SANITIZERS
+        // ASan/UBSan reports and LeakSanitizer at exit (sanitizer builds only): alternate
+        // signal stack, spinning, the maps file and the executable's name for the report,
+        // and LSan's tracer thread that stops the world with ptrace.
+        "sigaltstack", "sched_yield", "readlink", "readlinkat", "open", "openat", "prctl",
+        "gettid", "tgkill", "clone", "clone3", "ptrace", "wait4", "getdents64",
+        "sched_getaffinity", "lseek", "pread64", "nanosleep",
+        "clock_nanosleep", "getppid", "kill",
+#endif
+    };
+
+    struct FilterRelease {
+        void operator()(void* ctx) const { seccomp_release(ctx); }
+    };
+    using FilterPtr = std::unique_ptr<void, FilterRelease>;
+
+    // libseccomp returns -errno.
+    std::string failure(const std::string& step, int rc)
+    {
+        return "load_worker_seccomp: " + step + ": " + std::strerror(-rc);
+    }
+
+    constexpr scmp_arg_cmp arg(unsigned index, scmp_compare op, scmp_datum_t a,
+                               scmp_datum_t b = 0)
+    {
+        return scmp_arg_cmp{index, op, a, b};
+    }
+
+    // Adds one allow rule for `name` with all of `conditions` (ANDed). Returns true
+    // without adding anything when the syscall does not exist on this architecture.
+    bool allow(scmp_filter_ctx ctx, const char* name,
+               std::initializer_list<scmp_arg_cmp> conditions, std::string& error)
+    {
+        const int nr = seccomp_syscall_resolve_name(name);
+        if (nr == __NR_SCMP_ERROR) {
+            error = std::string("load_worker_seccomp: unknown syscall name \"") + name
+                + "\" in the allowlist";
+            return false;
+        }
+        if (nr < 0) // a pseudo number: this syscall is not on the running architecture
+            return true;
+        const int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr,
+                                              static_cast<unsigned>(conditions.size()),
+                                              conditions.begin());
+        if (rc < 0) {
+            error = failure(std::string("allowing ") + name, rc);
+            return false;
+        }
+        return true;
+    }
+
+    bool add_rules(scmp_filter_ctx ctx, std::string& error)
+    {
+        for (const char* name : allowed_syscalls)
+            if (!allow(ctx, name, {}, error))
+                return false;
+
+        // Backend connections only: AF_UNIX stream sockets, optionally non-blocking and
+        // close-on-exec. No TCP/UDP/raw/netlink sockets, no datagrams.
+        const scmp_datum_t type_mask = ~static_cast<scmp_datum_t>(SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (!allow(ctx, "socket",
+                   {arg(0, SCMP_CMP_EQ, AF_UNIX), arg(1, SCMP_CMP_MASKED_EQ, type_mask, SOCK_STREAM)},
+                   error))
+            return false;
+
+        // fcntl: O_NONBLOCK (evutil_make_socket_nonblocking) and FD_CLOEXEC; not locks,
+        // F_SETOWN signals, F_DUPFD or pipe resizing.
+        for (const char* name : {"fcntl", "fcntl64"})
+            for (int cmd : {F_GETFL, F_SETFL, F_GETFD, F_SETFD})
+                if (!allow(ctx, name, {arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))}, error))
+                    return false;
+
+        // ioctl: only FIONREAD, which libevent uses to size its reads.
+        if (!allow(ctx, "ioctl", {arg(1, SCMP_CMP_EQ, FIONREAD)}, error))
+            return false;
+
+        // Memory for malloc, never executable: no mapping or remapping memory as code.
+        for (const char* name : {"mmap", "mmap2"})
+            if (!allow(ctx, name, {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}, error))
+                return false;
+        if (!allow(ctx, "mprotect", {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}, error))
+            return false;
+
+#ifndef WITH_SANITIZERS // (which allow any tgkill)
+        // abort()/assert(): raise(SIGABRT) is tgkill on our own pid, so a failed assertion
+        // is reported as SIGABRT rather than as a forbidden syscall. The worker never forks,
+        // so the pid taken now stays right.
+        if (!allow(ctx, "tgkill",
+                   {arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid())),
+                    arg(2, SCMP_CMP_EQ, SIGABRT)},
+                   error))
+            return false;
+#endif
+        return true;
+    }
+
+#ifdef SECCOMP_DEBUG
+    // Async-signal-safe: formats the number by hand and only calls write and _exit.
+    // (seccomp_syscall_resolve_num_arch would give the name but may allocate.)
+    void report_forbidden_syscall(int, siginfo_t* info, void*)
+    {
+        char line[160];
+        std::size_t len = 0;
+        auto put = [&](const char* s) {
+            while (*s && len < sizeof line)
+                line[len++] = *s++;
+        };
+        put("sniproxyd worker: forbidden syscall ");
+        char digits[16];
+        int n = 0;
+        unsigned value = static_cast<unsigned>(info->si_syscall);
+        do {
+            digits[n++] = static_cast<char>('0' + value % 10);
+            value /= 10;
+        } while (value && n < static_cast<int>(sizeof digits));
+        while (n > 0 && len < sizeof line)
+            line[len++] = digits[--n];
+        put(" -- add it to the allowlist in seccomp_filter.cc\n");
+        if (write(STDERR_FILENO, line, len) < 0) {
+            // Nothing left to report it with.
+        }
+        _exit(159);
+    }
+
+    // Installed before the filter: afterwards rt_sigaction is forbidden.
+    bool install_sigsys_reporter(std::string& error)
+    {
+        struct sigaction action;
+        std::memset(&action, 0, sizeof action);
+        action.sa_sigaction = report_forbidden_syscall;
+        action.sa_flags = SA_SIGINFO;
+        sigemptyset(&action.sa_mask);
+        sigset_t sigsys;
+        sigemptyset(&sigsys);
+        sigaddset(&sigsys, SIGSYS);
+        if (sigaction(SIGSYS, &action, nullptr) != 0
+            || sigprocmask(SIG_UNBLOCK, &sigsys, nullptr) != 0) {
+            error = std::string("load_worker_seccomp: installing the SIGSYS reporter: ")
+                + std::strerror(errno);
+            return false;
+        }
+        return true;
+    }
+#endif
+
+} // namespace
+
+bool load_seccomp_allowlist(std::string& error)
+{
+#ifdef SECCOMP_DEBUG
+    const uint32_t default_action = SCMP_ACT_TRAP;
+    if (!install_sigsys_reporter(error))
+        return false;
+#else
+    const uint32_t default_action = SCMP_ACT_KILL_PROCESS;
+#endif
+    FilterPtr ctx(seccomp_init(default_action));
+    if (!ctx) {
+        error = "load_worker_seccomp: seccomp_init failed (is libseccomp too old for "
+                "SCMP_ACT_KILL_PROCESS?)";
+        return false;
+    }
+    struct Attribute {
+        scmp_filter_attr attr;
+        uint32_t value;
+        const char* step;
+    };
+    const Attribute attributes[] = {
+        // no_new_privs is the caller's explicit step (set_no_new_privs), not a side effect.
+        {SCMP_FLTATR_CTL_NNP, 0, "leaving no_new_privs to set_no_new_privs"},
+        // Syscalls of a foreign ABI (i386 int 0x80 on x86_64) end the process as well.
+        {SCMP_FLTATR_ACT_BADARCH, default_action, "setting the action for foreign ABIs"},
+        // Cover every thread, should a library ever have started one.
+        {SCMP_FLTATR_CTL_TSYNC, 1, "enabling thread synchronisation"},
+    };
+    for (const Attribute& a : attributes) {
+        if (const int rc = seccomp_attr_set(ctx.get(), a.attr, a.value); rc < 0) {
+            error = failure(a.step, rc);
+            return false;
+        }
+    }
+    if (!add_rules(ctx.get(), error))
+        return false;
+    if (const int rc = seccomp_load(ctx.get()); rc < 0) {
+        error = failure("seccomp_load", rc);
+        return false;
+    }
+    return true;
+}
+
+} // namespace sniproxy

@@ -1,0 +1,167 @@
+// sniproxyd.cc: main(). Parses options, binds or adopts listeners, resolves the worker
+// user, daemonizes, drops the parent's capabilities and hands over to Parent::run().
+// Started with -W it is a worker instead (the parent execs itself for each worker).
+#include "config.h"
+#include "hosts_check.h"
+#include "listeners.h"
+#include "log.h"
+#include "options.h"
+#include "parent.h"
+#include "sandbox.h"
+#include "worker.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+using namespace sniproxy;
+
+namespace {
+
+int fail(const std::string& message)
+{
+    std::fprintf(stderr, "sniproxyd: %s\n", message.c_str());
+    return 1;
+}
+
+int check_only(const Options& o)
+{
+    const auto findings = check_hosts_dir(o.hosts_dir, { o.all_hashed });
+    int errors = 0;
+    for (const Finding& f : findings) {
+        std::printf("%s\n", format_finding(f).c_str());
+        errors += f.severity == Finding::Severity::error;
+    }
+    std::printf("%s: %d error(s), %zu warning(s)\n", o.hosts_dir.c_str(), errors,
+        findings.size() - errors);
+    return errors ? 1 : 0;
+}
+
+std::string open_listeners(const Options& o, std::vector<UniqueFd>& out)
+{
+    std::vector<ListenAddress> addresses;
+    if (o.listen.empty()) {
+        std::string how, error;
+        if (adopt_listeners(out, how, error)) {
+            logf(LogLevel::notice, "listening on %zu socket(s) from %s", out.size(), how.c_str());
+            // stdin was the socket: give fd 0 back to /dev/null
+            int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+            if (null >= 0 && how.find("standard input") != std::string::npos)
+                dup2(null, 0);
+            if (null > 2)
+                close(null);
+            return "";
+        }
+        if (!error.empty())
+            return error;
+    }
+    for (const std::string& l : o.listen.empty() ? std::vector<std::string> { "*:443" } : o.listen) {
+        if (std::string e = parse_listen_address(l, addresses); !e.empty())
+            return e;
+    }
+    return bind_listeners(addresses, out);
+}
+
+// Lets each worker hold as many connections as the hard limit allows.
+std::size_t raise_fd_limit(int configured)
+{
+    rlimit rl {};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        const rlim_t before = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            logf(LogLevel::debug, "descriptor limit raised from %llu to %llu",
+                static_cast<unsigned long long>(before), static_cast<unsigned long long>(rl.rlim_cur));
+        else
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    // Two descriptors per connection (client, backend) and a margin for the worker itself.
+    const std::size_t derived = rl.rlim_cur > 128 ? (rl.rlim_cur - 64) / 2 : 32;
+    return configured > 0 ? std::min<std::size_t>(configured, derived) : derived;
+}
+
+bool write_pidfile(const std::string& path)
+{
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return false;
+    const std::string pid = std::to_string(getpid()) + "\n";
+    const bool ok = write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+    close(fd);
+    return ok;
+}
+
+} // namespace
+
+int main(int argc, char* argv[])
+{
+    Options o;
+    if (std::string e = parse_options(argc, argv, o); !e.empty()) {
+        std::fprintf(stderr, "sniproxyd: %s\n%s", e.c_str(), usage_text().c_str());
+        return 1;
+    }
+    if (o.is_worker)
+        return worker_main(o);
+    if (o.help) {
+        std::printf("%s", usage_text().c_str());
+        return 0;
+    }
+    if (o.version) {
+        std::printf("sniproxyd %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    log_set_verbosity(o.verbosity);
+    log_to_stderr();
+    if (o.check_only)
+        return check_only(o);
+
+    WorkerIdentity identity;
+    if (geteuid() == 0) {
+        const passwd* pw = getpwnam(o.user.c_str());
+        if (!pw)
+            return fail("user '" + o.user + "' does not exist: create it (useradd --system "
+                + o.user + ") or choose another with -u");
+        if (pw->pw_uid == 0)
+            return fail("-u " + o.user + ": workers must not run as root");
+        identity = { pw->pw_uid, pw->pw_gid, true };
+    } else {
+        std::fprintf(stderr, "sniproxyd: not running as root: workers cannot chroot or change "
+                             "user; they still get no_new_privs and seccomp\n");
+        identity = { geteuid(), getegid(), false };
+    }
+    if (access(o.hosts_dir.c_str(), X_OK) != 0)
+        return fail("hosts directory " + o.hosts_dir + ": " + std::strerror(errno));
+
+    signal(SIGPIPE, SIG_IGN);
+    std::vector<UniqueFd> listeners;
+    if (std::string e = open_listeners(o, listeners); !e.empty())
+        return fail(e);
+    const std::size_t max_per_worker = raise_fd_limit(o.max_connections);
+
+    if (!o.foreground) {
+        log_to_syslog();
+        if (daemon(0, 0) != 0)
+            return fail(std::string("daemon: ") + std::strerror(errno));
+    }
+    if (!o.pidfile.empty() && !write_pidfile(o.pidfile))
+        logf(LogLevel::err, "pid file %s: %s", o.pidfile.c_str(), std::strerror(errno));
+    if (identity.jail) {
+        std::string kept, error;
+        if (!parent_drop_capabilities(kept, error)) {
+            logf(LogLevel::err, "%s", error.c_str());
+            return 1;
+        }
+        logf(LogLevel::debug, "parent keeps only %s", kept.c_str());
+    }
+    Parent parent(o, std::move(listeners), identity, max_per_worker);
+    const int status = parent.run();
+    if (!o.pidfile.empty())
+        unlink(o.pidfile.c_str());
+    return status;
+}

@@ -1,0 +1,246 @@
+// worker.cc: a jailed worker. It enters its sandbox before it holds any client data, then
+// runs one libevent loop: connections arrive over the channel from the parent, log records
+// and "closed" counts go back over it. A worker never holds a listening socket.
+#include "worker.h"
+
+#include "channel.h"
+#include "connection.h"
+#include "event_ptr.h"
+#include "log.h"
+#include "sandbox.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace sniproxy {
+
+namespace {
+
+    class Worker {
+    public:
+        Worker(const Options& o, EventBasePtr base)
+            : options_(o)
+            , channel_(o.worker.channel_fd)
+            , base_(std::move(base))
+        {
+            settings_.hello_timeout_s = o.hello_timeout;
+            settings_.all_hashed = o.all_hashed;
+        }
+
+        int run();
+
+    private:
+        static void on_channel(evutil_socket_t, short what, void* arg);
+        static void on_flush(evutil_socket_t, short, void* arg);
+        static void on_grace(evutil_socket_t, short, void* arg);
+        static void on_connection_done(void* owner, Connection* c);
+
+        void read_channel();
+        void send_log(LogLevel level, std::string_view text);
+        void flush_queue();
+        void start_drain(std::uint32_t grace_s);
+
+        const Options& options_;
+        int channel_;
+        EventBasePtr base_;
+        EventPtr channel_event_;
+        EventPtr flush_event_;
+        EventPtr grace_event_;
+        ConnectionSettings settings_;
+        std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+        std::deque<std::string> queue_; // records the channel could not take yet
+        std::uint32_t closed_unreported_ = 0;
+        std::size_t dropped_logs_ = 0;
+        bool draining_ = false;
+    };
+
+    constexpr std::size_t max_queued_logs = 4096;
+
+    int Worker::run()
+    {
+        log_set_sink([this](LogLevel l, std::string_view t) { send_log(l, t); });
+        channel_event_.reset(event_new(base_.get(), channel_, EV_READ | EV_PERSIST, on_channel, this));
+        flush_event_.reset(event_new(base_.get(), channel_, EV_WRITE, on_flush, this));
+        grace_event_.reset(evtimer_new(base_.get(), on_grace, this));
+        event_add(channel_event_.get(), nullptr);
+        if (send_message(channel_, Msg::ready) != 0)
+            return 1;
+        event_base_dispatch(base_.get());
+        connections_.clear();
+        log_set_sink(nullptr);
+        return 0;
+    }
+
+    void Worker::on_channel(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->read_channel(); }
+
+    void Worker::read_channel()
+    {
+        for (;;) {
+            Received m;
+            switch (receive_message(channel_, m)) {
+            case Recv::again:
+                return;
+            case Recv::eof: // the parent is gone: so are we (no orphans)
+            case Recv::error:
+                event_base_loopbreak(base_.get());
+                return;
+            case Recv::invalid:
+                logf(LogLevel::err, "worker: unexpected message on the parent channel, ignored");
+                continue;
+            case Recv::message:
+                break;
+            }
+            if (m.type == Msg::connection && m.payload_len == sizeof(std::int64_t)) {
+                std::int64_t accepted_ns;
+                std::memcpy(&accepted_ns, m.payload, sizeof accepted_ns);
+                auto c = std::make_unique<Connection>(base_.get(), settings_, std::move(m.fd),
+                    accepted_ns, on_connection_done, this);
+                Connection* raw = c.get();
+                connections_.emplace(raw, std::move(c));
+                raw->start();
+            } else if (m.type == Msg::drain && m.payload_len == sizeof(std::uint32_t)) {
+                std::uint32_t grace_s;
+                std::memcpy(&grace_s, m.payload, sizeof grace_s);
+                start_drain(grace_s);
+            } else {
+                logf(LogLevel::err, "worker: unknown message %u from the parent, ignored",
+                    static_cast<unsigned>(m.type));
+            }
+        }
+    }
+
+    void Worker::start_drain(std::uint32_t grace_s)
+    {
+        draining_ = true;
+        if (connections_.empty()) {
+            event_base_loopbreak(base_.get());
+            return;
+        }
+        const timeval grace { static_cast<time_t>(grace_s), 0 };
+        evtimer_add(grace_event_.get(), &grace);
+    }
+
+    // The grace is over: close what is still open, each with its log line.
+    void Worker::on_grace(evutil_socket_t, short, void* arg)
+    {
+        auto* self = static_cast<Worker*>(arg);
+        logf(LogLevel::notice, "worker: grace expired, closing %zu connection(s)",
+            self->connections_.size());
+        while (!self->connections_.empty())
+            self->connections_.begin()->first->abort("grace-expired");
+    }
+
+    void Worker::on_connection_done(void* owner, Connection* c)
+    {
+        auto* self = static_cast<Worker*>(owner);
+        self->connections_.erase(c);
+        self->closed_unreported_++;
+        // Report closes once per loop iteration, not once per connection.
+        if (!event_pending(self->flush_event_.get(), EV_WRITE, nullptr))
+            event_add(self->flush_event_.get(), nullptr);
+        if (self->draining_ && self->connections_.empty())
+            event_base_loopexit(self->base_.get(), nullptr);
+    }
+
+    void Worker::send_log(LogLevel level, std::string_view text)
+    {
+        std::string record(1, static_cast<char>(level));
+        record.append(text.substr(0, max_message - 2));
+        if (queue_.empty()) {
+            const int err = send_message(channel_, Msg::log,
+                { reinterpret_cast<const std::uint8_t*>(record.data()), record.size() });
+            if (err != EAGAIN)
+                return;
+        }
+        if (queue_.size() >= max_queued_logs) {
+            dropped_logs_++;
+            return;
+        }
+        queue_.push_back(std::move(record));
+        if (!event_pending(flush_event_.get(), EV_WRITE, nullptr))
+            event_add(flush_event_.get(), nullptr);
+    }
+
+    void Worker::on_flush(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->flush_queue(); }
+
+    void Worker::flush_queue()
+    {
+        while (!queue_.empty()) {
+            const std::string& r = queue_.front();
+            const int err = send_message(channel_, Msg::log,
+                { reinterpret_cast<const std::uint8_t*>(r.data()), r.size() });
+            if (err == EAGAIN)
+                break;
+            queue_.pop_front();
+        }
+        if (closed_unreported_ > 0) {
+            std::uint8_t payload[sizeof closed_unreported_];
+            std::memcpy(payload, &closed_unreported_, sizeof payload);
+            if (send_message(channel_, Msg::closed, payload) == 0)
+                closed_unreported_ = 0;
+        }
+        if (queue_.empty() && dropped_logs_ > 0) {
+            const std::size_t n = std::exchange(dropped_logs_, 0);
+            logf(LogLevel::warning, "worker: %zu log records dropped (parent not reading)", n);
+        }
+        if (!queue_.empty() || closed_unreported_ > 0)
+            event_add(flush_event_.get(), nullptr);
+    }
+
+    // Every privilege step is checked; a failure ends this worker with a clear message.
+    bool enter_sandbox(const Options& o)
+    {
+        std::string error;
+        if (o.worker.jail) {
+            if (!jail_worker({ o.hosts_dir, o.worker.uid, o.worker.gid }, error))
+                return logf(LogLevel::err, "worker: %s", error.c_str()), false;
+            prctl(PR_SET_PDEATHSIG, SIGKILL); // set after setuid, which clears it
+        } else if (chdir(o.hosts_dir.c_str()) != 0) {
+            return logf(LogLevel::err, "worker: hosts directory %s: %s", o.hosts_dir.c_str(),
+                       std::strerror(errno)),
+                   false;
+        }
+        if (!set_no_new_privs(error) || !load_worker_seccomp(error))
+            return logf(LogLevel::err, "worker: %s", error.c_str()), false;
+        return true;
+    }
+
+} // namespace
+
+int worker_main(const Options& o)
+{
+    signal(SIGPIPE, SIG_IGN);
+    log_set_verbosity(o.verbosity);
+    const int channel = o.worker.channel_fd;
+    // Until the loop runs, records go straight to the channel (blocking is fine here).
+    log_set_sink([channel](LogLevel l, std::string_view t) {
+        std::string r(1, static_cast<char>(l));
+        r.append(t.substr(0, max_message - 2));
+        send_message(channel, Msg::log, { reinterpret_cast<const std::uint8_t*>(r.data()), r.size() });
+    });
+    // Everything that needs the outside world is opened before the jail.
+    event_config* cfg = event_config_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    EventBasePtr base(event_base_new_with_config(cfg));
+    event_config_free(cfg);
+    if (!base) {
+        logf(LogLevel::err, "worker: cannot create the event loop");
+        return 1;
+    }
+    if (!enter_sandbox(o))
+        return 1;
+    logf(LogLevel::debug, "worker: generation %u ready (%s)", o.worker.generation,
+        o.worker.jail ? "chroot, unprivileged user, seccomp" : "no chroot (not root), seccomp");
+    Worker worker(o, std::move(base));
+    return worker.run();
+}
+
+} // namespace sniproxy

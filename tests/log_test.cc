@@ -1,0 +1,32 @@
+// log_test.cc: escaping of untrusted text and level filtering.
+#include "catch.h"
+#include "log.h"
+
+#include <vector>
+
+using namespace sniproxy;
+
+TEST_CASE("untrusted text cannot forge lines")
+{
+    CHECK(sanitize_log_text("example.com") == "example.com");
+    CHECK(sanitize_log_text("a\nb") == "a\\x0ab");
+    CHECK(sanitize_log_text(std::string("a\0b", 3)) == "a\\x00b");
+    CHECK(sanitize_log_text("back\\slash") == "back\\x5cslash");
+    CHECK(sanitize_log_text("\xff") == "\\xff");
+    CHECK(sanitize_log_text(std::string(100, 'x'), 10) == std::string(10, 'x') + "...");
+}
+
+TEST_CASE("debug records only with -v; the sink sees the rest")
+{
+    std::vector<std::pair<LogLevel, std::string>> seen;
+    log_set_sink([&](LogLevel l, std::string_view t) { seen.emplace_back(l, std::string(t)); });
+    log_set_verbosity(0);
+    logf(LogLevel::debug, "hidden %d", 1);
+    logf(LogLevel::info, "shown %d", 2);
+    log_set_verbosity(1);
+    logf(LogLevel::debug, "now shown");
+    log_set_sink(nullptr);
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0] == std::pair { LogLevel::info, std::string("shown 2") });
+    CHECK(seen[1].second == "now shown");
+}
