@@ -104,7 +104,7 @@ namespace {
                 return;
             }
             if (!check_name(name))
-                return; // nothing else about an entry that is never used is worth reading
+                return; // it never matches, so nothing inside it matters
             const Resolved r = hosts_check_detail::resolve_in_tree(root_fd_, name, true);
             if (r.status != Resolved::Status::ok) {
                 add(Severity::error, name, resolution_problem(r, "symlink", name));
@@ -328,6 +328,18 @@ std::string format_finding(const Finding& finding)
         }
     }
     return out;
+}
+
+std::size_t print_findings(const std::vector<Finding>& findings)
+{
+    std::size_t errors = 0, warnings = 0;
+    for (const Finding& f : findings) {
+        (f.severity == Finding::Severity::error ? errors : warnings)++;
+        std::printf("%s\n", format_finding(f).c_str());
+    }
+    std::printf("%zu error%s, %zu warning%s\n", errors, errors == 1 ? "" : "s", warnings,
+        warnings == 1 ? "" : "s");
+    return errors;
 }
 
 } // namespace sniproxy

@@ -38,4 +38,8 @@ std::vector<Finding> check_hosts_dir(const std::string& dir, const CheckOptions&
 // cannot forge lines or drive the terminal.
 std::string format_finding(const Finding& finding);
 
+// Prints each finding on stdout, then "N errors, M warnings"; returns the number of errors.
+// Shared by `sniproxyd -n` and `sniproxyctl check` so both speak alike.
+std::size_t print_findings(const std::vector<Finding>& findings);
+
 } // namespace sniproxy

@@ -138,7 +138,7 @@ Resolved resolve_in_tree(int root_fd, const std::string& rel, bool follow_last)
             std::string target;
             if (const int e = read_link(root_fd, path, target); e != 0)
                 return fail(Resolved::Status::error, e);
-            r.last_link = path + " -> " + target;
+            r.last_link.assign(path).append(" -> ").append(target);
             cur.pop_back();
             // Inside the chroot "/" is the hosts directory itself.
             if (target.starts_with('/')) {

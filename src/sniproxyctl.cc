@@ -153,14 +153,7 @@ int cmd_check(int argc, char* argv[])
             DEFAULT_USER);
     }
 
-    std::size_t errors = 0, warnings = 0;
-    for (const sniproxy::Finding& f : sniproxy::check_hosts_dir(dir, options)) {
-        (f.severity == sniproxy::Finding::Severity::error ? errors : warnings)++;
-        std::printf("%s\n", sniproxy::format_finding(f).c_str());
-    }
-    std::printf("%zu error%s, %zu warning%s\n", errors, errors == 1 ? "" : "s", warnings,
-        warnings == 1 ? "" : "s");
-    return errors ? 1 : 0;
+    return sniproxy::print_findings(sniproxy::check_hosts_dir(dir, options)) ? 1 : 0;
 }
 
 } // namespace

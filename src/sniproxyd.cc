@@ -30,17 +30,19 @@ int fail(const std::string& message)
     return 1;
 }
 
+// -n: the same findings as `sniproxyctl check`, with the worker user's permissions.
 int check_only(const Options& o)
 {
-    const auto findings = check_hosts_dir(o.hosts_dir, { o.all_hashed });
-    int errors = 0;
-    for (const Finding& f : findings) {
-        std::printf("%s\n", format_finding(f).c_str());
-        errors += f.severity == Finding::Severity::error;
+    CheckOptions check;
+    check.all_hashed = o.all_hashed;
+    if (const passwd* pw = getpwnam(o.user.c_str())) {
+        check.worker_uid = pw->pw_uid;
+        check.worker_gid = pw->pw_gid;
+    } else {
+        std::fprintf(stderr, "sniproxyd: user %s does not exist: permissions not checked\n",
+            o.user.c_str());
     }
-    std::printf("%s: %d error(s), %zu warning(s)\n", o.hosts_dir.c_str(), errors,
-        findings.size() - errors);
-    return errors ? 1 : 0;
+    return print_findings(check_hosts_dir(o.hosts_dir, check)) ? 1 : 0;
 }
 
 std::string open_listeners(const Options& o, std::vector<UniqueFd>& out)

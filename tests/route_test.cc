@@ -59,7 +59,8 @@ TEST_CASE("no route, and invalid SNI never reaches the filesystem")
     fs.paths = { "_default/tls-socket" };
     auto d = decide_route(hello("../etc/passwd"), false, fs.fn());
     CHECK(d.status == RouteStatus::bad_sni);
-    CHECK(d.reason == "bad-char");
+    CHECK(d.reason == "empty-label");
+    CHECK(decide_route(hello("a/b.com"), false, fs.fn()).reason == "bad-char");
     CHECK(fs.asked.empty());
     d = decide_route(hello("127.0.0.1"), false, fs.fn());
     CHECK(d.status == RouteStatus::bad_sni);
