@@ -18,7 +18,8 @@ namespace {
             return EMSGSIZE;
         std::uint8_t buf[max_message];
         buf[0] = static_cast<std::uint8_t>(type);
-        std::memcpy(buf + 1, payload.data(), payload.size());
+        if (!payload.empty()) // memcpy from a null pointer is undefined even for 0 bytes
+            std::memcpy(buf + 1, payload.data(), payload.size());
         iovec iov { buf, payload.size() + 1 };
         msghdr msg {};
         msg.msg_iov = &iov;
