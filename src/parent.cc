@@ -5,8 +5,8 @@
 
 #include "channel.h"
 #include "log.h"
+#include "spawn.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -41,9 +41,10 @@ namespace {
     timeval ms_to_timeval(std::int64_t ms) { return { static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000) }; }
 } // namespace
 
-Parent::Parent(const Options& options, std::vector<UniqueFd> listeners, WorkerIdentity identity,
-    std::size_t max_per_worker)
+Parent::Parent(const Options& options, Invocation invocation, std::vector<UniqueFd> listeners,
+    WorkerIdentity identity, std::size_t max_per_worker)
     : options_(options)
+    , invocation_(std::move(invocation))
     , identity_(identity)
     , max_per_worker_(max_per_worker)
     , worker_count_(options.workers > 0 ? options.workers : std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))
@@ -65,7 +66,7 @@ int Parent::run()
     }
     for (UniqueFd& l : listeners_)
         listen_events_.emplace_back(event_new(base_.get(), l.get(), EV_READ | EV_PERSIST, on_accept, this));
-    for (int sig : { SIGHUP, SIGTERM, SIGINT, SIGCHLD }) {
+    for (int sig : { SIGHUP, SIGTERM, SIGINT, SIGCHLD, SIGUSR2 }) {
         signal_events_.emplace_back(evsignal_new(base_.get(), sig, on_signal, this));
         evsignal_add(signal_events_.back().get(), nullptr);
     }
@@ -92,32 +93,14 @@ bool Parent::spawn_worker(unsigned generation)
         return false;
     }
     UniqueFd mine(sv[0]), theirs(sv[1]);
-    constexpr int child_fd = 3;
-    const std::vector<std::string> args = worker_arguments(options_,
-        { child_fd, generation, identity_.uid, identity_.gid, identity_.jail });
-    std::vector<char*> argv;
-    for (const std::string& a : args)
-        argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-
-    const pid_t pid = fork();
+    // The worker's end becomes its fd 3; /proc/self/exe is the running binary even if the
+    // file on disk was replaced, so a generation never mixes versions.
+    const pid_t pid = spawn({ "/proc/self/exe",
+        worker_arguments(options_, { 3, generation, identity_.uid, identity_.gid, identity_.jail }),
+        { theirs.get() }, false, {} });
     if (pid < 0) {
         logf(LogLevel::err, "fork for a worker: %s", std::strerror(errno));
         return false;
-    }
-    if (pid == 0) {
-        // Only async-signal-safe calls from here to exec.
-        if (theirs.get() == child_fd)
-            fcntl(child_fd, F_SETFD, 0);
-        else if (dup2(theirs.get(), child_fd) != child_fd)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        execv("/proc/self/exe", argv.data());
-        const char msg[] = "sniproxyd: cannot exec /proc/self/exe for a worker\n";
-        [[maybe_unused]] auto n = write(2, msg, sizeof msg - 1);
-        _exit(127);
     }
     auto w = std::make_unique<Worker>();
     w->pid = pid;
@@ -284,6 +267,13 @@ void Parent::check_generation_ready()
         flush_pending();
         return;
     }
+    if (invocation_.upgrade_from > 0) {
+        // We are the new binary and can serve: the old parent may stop accepting and drain.
+        logf(LogLevel::notice, "upgrade: serving; asking the old parent %d to drain and exit",
+            static_cast<int>(invocation_.upgrade_from));
+        kill(invocation_.upgrade_from, SIGTERM);
+        invocation_.upgrade_from = 0;
+    }
     std::string old;
     for (auto& w : workers_) {
         if (w->generation == generation_ || w->draining)
@@ -307,6 +297,7 @@ void Parent::on_signal(evutil_socket_t sig, short, void* arg)
     switch (sig) {
     case SIGCHLD: self->reap_children(); break;
     case SIGHUP: self->rollover(); break;
+    case SIGUSR2: self->upgrade(); break;
     default: self->stop(self->stopping_); break; // a second SIGTERM/SIGINT: at once
     }
 }
@@ -355,6 +346,27 @@ void Parent::stop(bool immediately)
         event_base_loopbreak(base_.get());
 }
 
+// SIGUSR2: start the binary now at the start-up path, handing it our listening sockets
+// (systemd's LISTEN_FDS protocol). When its workers are ready it sends us SIGTERM and we
+// drain as on any stop. Both accept from the same sockets meanwhile, so nothing is refused.
+void Parent::upgrade()
+{
+    if (stopping_ || upgrade_child_ > 0) {
+        logf(LogLevel::warning, "SIGUSR2 ignored: %s", stopping_ ? "stopping" : "an upgrade is under way");
+        return;
+    }
+    std::vector<int> fds;
+    for (const UniqueFd& l : listeners_)
+        fds.push_back(l.get());
+    upgrade_child_ = spawn({ invocation_.exe, invocation_.args, fds, true,
+        { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) } });
+    if (upgrade_child_ < 0)
+        logf(LogLevel::err, "SIGUSR2: cannot start %s: %s", invocation_.exe.c_str(), std::strerror(errno));
+    else
+        logf(LogLevel::notice, "SIGUSR2: started %s as pid %d; it takes over when its workers are ready",
+            invocation_.exe.c_str(), static_cast<int>(upgrade_child_));
+}
+
 // Draining workers that outlive the grace (plus a margin for their own grace handling).
 void Parent::on_force_kill(evutil_socket_t, short, void* arg)
 {
@@ -373,6 +385,12 @@ void Parent::reap_children()
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         auto it = std::find_if(workers_.begin(), workers_.end(), [pid](auto& w) { return w->pid == pid; });
+        if (pid == upgrade_child_) {
+            logf(LogLevel::err, "upgrade failed: the new binary (pid %d) %s; still serving",
+                static_cast<int>(pid), describe_status(status).c_str());
+            upgrade_child_ = -1;
+            continue;
+        }
         if (it == workers_.end())
             continue;
         std::unique_ptr<Worker> w = std::move(*it);

@@ -16,6 +16,13 @@
 
 namespace sniproxy {
 
+// How this parent was started, so that SIGUSR2 can start the (new) binary the same way.
+struct Invocation {
+    std::string exe; // path of the binary at start-up; a new file there is what SIGUSR2 runs
+    std::vector<std::string> args;
+    pid_t upgrade_from = 0; // we are the new binary of an upgrade: the old parent's pid
+};
+
 struct WorkerIdentity {
     uid_t uid = 0;
     gid_t gid = 0;
@@ -24,8 +31,8 @@ struct WorkerIdentity {
 
 class Parent {
 public:
-    Parent(const Options& options, std::vector<UniqueFd> listeners, WorkerIdentity identity,
-        std::size_t max_per_worker);
+    Parent(const Options& options, Invocation invocation, std::vector<UniqueFd> listeners,
+        WorkerIdentity identity, std::size_t max_per_worker);
     ~Parent();
     Parent(const Parent&) = delete;
     Parent& operator=(const Parent&) = delete;
@@ -70,8 +77,10 @@ private:
     void check_generation_ready();
     void rollover();
     void stop(bool immediately);
+    void upgrade();
 
     const Options& options_;
+    Invocation invocation_;
     WorkerIdentity identity_;
     std::size_t max_per_worker_;
     int worker_count_;
@@ -85,6 +94,7 @@ private:
     EventPtr respawn_event_;
     EventPtr kill_event_; // the grace backstop
     unsigned generation_ = 0;
+    pid_t upgrade_child_ = -1; // the new binary started by SIGUSR2, until it takes over
     int respawn_needed_ = 0;
     std::int64_t respawn_delay_ms_ = 0;
     bool accepting_ = false;

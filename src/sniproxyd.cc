@@ -8,6 +8,7 @@
 #include "options.h"
 #include "parent.h"
 #include "sandbox.h"
+#include "spawn.h"
 #include "worker.h"
 
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 
@@ -45,9 +47,15 @@ int check_only(const Options& o)
     return print_findings(check_hosts_dir(o.hosts_dir, check)) ? 1 : 0;
 }
 
-std::string open_listeners(const Options& o, std::vector<UniqueFd>& out)
+std::string open_listeners(const Options& o, bool upgrading, std::vector<UniqueFd>& out)
 {
     std::vector<ListenAddress> addresses;
+    if (upgrading) { // the old parent's sockets, whatever -l says
+        std::string how, error;
+        if (adopt_listeners(out, how, error))
+            return "";
+        return "upgrade: no listening sockets were passed" + (error.empty() ? "" : ": " + error);
+    }
     if (o.listen.empty()) {
         std::string how, error;
         if (adopt_listeners(out, how, error)) {
@@ -99,6 +107,18 @@ bool write_pidfile(const std::string& path)
     return ok;
 }
 
+pid_t read_pidfile(const std::string& path)
+{
+    FILE* f = std::fopen(path.c_str(), "re");
+    long pid = 0;
+    if (f) {
+        if (std::fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        std::fclose(f);
+    }
+    return static_cast<pid_t>(pid);
+}
+
 } // namespace
 
 int main(int argc, char* argv[])
@@ -140,14 +160,23 @@ int main(int argc, char* argv[])
     if (access(o.hosts_dir.c_str(), X_OK) != 0)
         return fail("hosts directory " + o.hosts_dir + ": " + std::strerror(errno));
 
+    // Set by the old parent on SIGUSR2 (see Parent::upgrade): we are its replacement.
+    Invocation invocation { running_executable(), std::vector<std::string>(argv, argv + argc), 0 };
+    if (const char* from = std::getenv("SNIPROXYD_UPGRADE_FROM")) {
+        invocation.upgrade_from = static_cast<pid_t>(std::atol(from));
+        unsetenv("SNIPROXYD_UPGRADE_FROM");
+    }
+    const bool upgrading = invocation.upgrade_from > 0;
+
     signal(SIGPIPE, SIG_IGN);
     std::vector<UniqueFd> listeners;
-    if (std::string e = open_listeners(o, listeners); !e.empty())
+    if (std::string e = open_listeners(o, upgrading, listeners); !e.empty())
         return fail(e);
     const std::size_t max_per_worker = raise_fd_limit(o.max_connections);
 
-    if (!o.foreground) {
+    if (!o.foreground)
         log_to_syslog();
+    if (!o.foreground && !upgrading) { // an upgrade's new parent is detached already
         if (daemon(0, 0) != 0)
             return fail(std::string("daemon: ") + std::strerror(errno));
     }
@@ -161,9 +190,9 @@ int main(int argc, char* argv[])
         }
         logf(LogLevel::debug, "parent keeps only %s", kept.c_str());
     }
-    Parent parent(o, std::move(listeners), identity, max_per_worker);
+    Parent parent(o, std::move(invocation), std::move(listeners), identity, max_per_worker);
     const int status = parent.run();
-    if (!o.pidfile.empty())
+    if (!o.pidfile.empty() && read_pidfile(o.pidfile) == getpid()) // not if a successor wrote it
         unlink(o.pidfile.c_str());
     return status;
 }

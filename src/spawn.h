@@ -1,0 +1,28 @@
+// spawn.h: fork + exec with a chosen set of inherited descriptors. Used to start workers
+// (this same binary, fresh address space) and, for a binary upgrade, a new parent.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace sniproxy {
+
+struct SpawnRequest {
+    std::string path; // the program to exec
+    std::vector<std::string> args; // argv, including argv[0]
+    std::vector<int> inherit; // become fds 3, 4, ... in the child; everything else closes on exec
+    bool listen_fds = false; // also set LISTEN_FDS / LISTEN_PID (systemd protocol) for them
+    std::vector<std::string> extra_env; // "NAME=value" added to the environment
+};
+
+// Returns the child's pid, or -1 with errno set. The child only makes async-signal-safe calls
+// before exec; if exec fails it writes one line to stderr and exits 127.
+pid_t spawn(const SpawnRequest& request);
+
+// The path of the running executable, for exec'ing "the same binary" later even after the
+// file was replaced (/proc/self/exe still names the running one).
+std::string running_executable();
+
+} // namespace sniproxy
