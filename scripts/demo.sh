@@ -61,6 +61,7 @@ if [ "$(id -u)" -eq 0 ]; then
     user_flag="-u _sniproxyd"
 fi
 
+# shellcheck disable=SC2086 # $user_flag is empty or two words
 "$top/src/sniproxyctl" check $user_flag "$demo/hosts" || true
 # -d keeps the log on stderr (a fresh container has no syslog daemon); nohup detaches it.
 # shellcheck disable=SC2086

@@ -94,7 +94,7 @@ void Connection::on_hello_event(bufferevent*, short what, void* arg)
 {
     auto* self = static_cast<Connection*>(arg);
     self->finish(what & BEV_EVENT_EOF ? "client-closed" : "client-error",
-        what & BEV_EVENT_ERROR ? std::strerror(EVUTIL_SOCKET_ERROR()) : "");
+        what & BEV_EVENT_ERROR ? std::string("errno=") + std::strerror(EVUTIL_SOCKET_ERROR()) : "");
 }
 
 void Connection::on_deadline(evutil_socket_t, short, void* arg)

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 
 namespace sniproxy {
 
@@ -82,6 +83,19 @@ bool adopt_listeners(std::vector<UniqueFd>& out, std::string& how, std::string& 
         return true;
     }
     return false;
+}
+
+void detach_stdio_sockets()
+{
+    const int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        return;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (is_listening_socket(fd))
+            dup2(null, fd);
+    }
+    if (null > 2)
+        close(null);
 }
 
 } // namespace sniproxy

@@ -18,4 +18,9 @@ std::string bind_listeners(const std::vector<ListenAddress>& addresses, std::vec
 // where they came from, `error` is set when something was passed but is unusable.
 bool adopt_listeners(std::vector<UniqueFd>& out, std::string& how, std::string& error);
 
+// inetd "wait" passes the listening socket as stdin, stdout and stderr: once adopted, point
+// any standard descriptor that is a listening socket at /dev/null, so that no worker (and no
+// log line) ever writes to it.
+void detach_stdio_sockets();
+
 } // namespace sniproxy

@@ -59,7 +59,7 @@ void logf(LogLevel level, const char* format, ...)
     log_line(level, std::string_view(buf, std::min<std::size_t>(n, sizeof buf - 1)));
 }
 
-std::string sanitize_log_text(std::string_view text, std::size_t max)
+std::string sanitize_log_text(std::string_view text, std::size_t max, bool escape_backslash)
 {
     static const char hex[] = "0123456789abcdef";
     std::string out;
@@ -69,7 +69,7 @@ std::string sanitize_log_text(std::string_view text, std::size_t max)
             out += "...";
             break;
         }
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
+        if (c >= 0x20 && c < 0x7f && (c != '\\' || !escape_backslash)) {
             out += static_cast<char>(c);
         } else {
             out += "\\x";

@@ -242,7 +242,7 @@ void Parent::read_worker(Worker& w)
         }
         if (m.type == Msg::log && m.payload_len >= 1 && m.payload[0] >= 3 && m.payload[0] <= 7) {
             const std::string_view text(reinterpret_cast<const char*>(m.payload + 1), m.payload_len - 1);
-            log_line(static_cast<LogLevel>(m.payload[0]), sanitize_log_text(text, 900));
+            log_line(static_cast<LogLevel>(m.payload[0]), sanitize_log_text(text, 900, false));
         } else if (m.type == Msg::closed && m.payload_len == sizeof(std::uint32_t)) {
             std::uint32_t n;
             std::memcpy(&n, m.payload, sizeof n);
@@ -316,6 +316,7 @@ void Parent::rollover()
     }
     generation_++;
     respawn_needed_ = 0;
+    respawn_delay_ms_ = 0; // a new generation starts with a clean slate
     logf(LogLevel::notice, "SIGHUP: starting generation %u (%d workers)", generation_, worker_count_);
     for (int i = 0; i < worker_count_; i++)
         spawn_worker(generation_);

@@ -109,8 +109,9 @@ namespace {
         if (!now)
             return fail(error, who + ": cap_get_proc", errno);
         if (cap_compare(now.get(), wanted) != 0)
-            return fail(error, who + ": capabilities are \"" + caps_text(now.get())
-                            + "\", expected \"" + caps_text(wanted) + "\"");
+            return fail(error,
+                who + ": capabilities are \"" + caps_text(now.get()) + "\", expected \""
+                    + caps_text(wanted) + "\"");
         return true;
     }
 
@@ -140,9 +141,10 @@ namespace {
             return fail(error, who + ": chroot(\"/\") still succeeds after dropping privileges");
         // Otherwise every route lookup would fail with EACCES, far from the cause.
         if (access(".", X_OK) != 0)
-            return fail(error, who + ": the hosts directory " + config.hosts_dir
-                               + " is not searchable by uid " + std::to_string(config.uid),
-                        errno);
+            return fail(error,
+                who + ": the hosts directory " + config.hosts_dir + " is not searchable by uid "
+                    + std::to_string(config.uid),
+                errno);
         return true;
     }
 
@@ -162,8 +164,9 @@ bool jail_worker(const JailConfig& config, std::string& error)
 {
     // uid 0 would pass every step and keep root; gid 0 would let setgid(0) succeed again.
     if (config.uid == 0 || config.gid == 0)
-        return fail(error, "jail_worker: refusing to run workers as uid/gid 0; "
-                           "choose an unprivileged worker user (-u)");
+        return fail(error,
+            "jail_worker: refusing to run workers as uid/gid 0; "
+            "choose an unprivileged worker user (-u)");
     prepare_sanitizers();
     const std::string& dir = config.hosts_dir;
     // chdir, then chroot("."): the path is resolved once, so a hosts symlink swapped during
@@ -208,8 +211,9 @@ bool load_worker_seccomp(std::string& error)
     // Without no_new_privs the kernel refuses the filter to an unprivileged process anyway;
     // say which step was skipped instead of reporting EACCES.
     if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
-        return fail(error, "load_worker_seccomp: no_new_privs is not set; "
-                           "call set_no_new_privs first");
+        return fail(error,
+            "load_worker_seccomp: no_new_privs is not set; "
+            "call set_no_new_privs first");
     prepare_sanitizers();
 #ifdef WITH_SANITIZERS
     sandboxed = true;
@@ -228,8 +232,9 @@ bool parent_drop_capabilities(std::string& kept, std::string& error)
         if (cap_get_flag(current.get(), cap, CAP_PERMITTED, &permitted) != 0)
             return fail(error, who + ": cap_get_flag(" + cap_name(cap) + ")", errno);
         if (permitted != CAP_SET || cap_get_bound(cap) != 1)
-            return fail(error, who + ": " + cap_name(cap) + " is not available (restricted "
-                               "container?), so workers could not be started as another user");
+            return fail(error,
+                who + ": " + cap_name(cap) + " is not in the permitted and bounding sets "
+                    + "(restricted container?); workers could not be jailed without it");
     }
 
     // Bounding set first: shrinking it needs CAP_SETPCAP, which the next step gives up.
@@ -237,8 +242,8 @@ bool parent_drop_capabilities(std::string& kept, std::string& error)
         if (is_parent_cap(cap) || cap_get_bound(cap) != 1)
             continue;
         if (cap_drop_bound(cap) != 0)
-            return fail(error, who + ": dropping " + cap_name(cap) + " from the bounding set",
-                        errno);
+            return fail(
+                error, who + ": dropping " + cap_name(cap) + " from the bounding set", errno);
         if (cap_get_bound(cap) != 0)
             return fail(error, who + ": " + cap_name(cap) + " is still in the bounding set");
     }

@@ -29,23 +29,24 @@ namespace {
     // Syscalls allowed with any arguments. Names missing on the running architecture
     // (stat on aarch64, mmap2 on x86_64) are skipped; a name libseccomp does not know at
     // all is a typo and fails the load.
+    // clang-format off
     constexpr const char* allowed_syscalls[] = {
         // The parent's socketpair: client fds arrive by recvmsg(SCM_RIGHTS), log records
         // leave by send/sendmsg (glibc's send/recv are sendto/recvfrom).
         "recvmsg", "sendmsg", "sendto", "recvfrom", "send", "recv",
-        // Forwarding bytes between client and backend, half-close, and the splice fast path.
+        // Forwarding bytes between client and backend, half-close, the splice fast path.
         "read", "readv", "write", "writev", "shutdown", "close", "splice", "pipe2",
-        // Connecting to the backend's Unix socket and checking how that went
-        // (connect is harmless: socket() below only creates AF_UNIX stream sockets).
+        // Connecting to the backend's Unix socket and checking how that went (connect is
+        // harmless here: socket() below only creates AF_UNIX stream sockets).
         "connect", "getsockopt", "setsockopt", "getpeername", "getsockname",
-        // Route lookup: lstat/fstatat on HOST/tls-socket relative to the chroot.
-        "stat", "lstat", "fstat", "newfstatat", "statx", "stat64", "lstat64", "fstat64",
-        "fstatat64",
+        // Route lookup: lstat/fstatat on HOST/tls-socket, relative to the chroot.
+        "stat", "lstat", "fstat", "newfstatat", "statx",
+        "stat64", "lstat64", "fstat64", "fstatat64",
         // libevent's epoll backend (epoll_create1 too, in case the base is made after the
-        // filter) and its clocks, which are usually vDSO calls but may fall back to syscalls.
-        "epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1", "clock_gettime",
-        "clock_gettime64", "clock_getres", "gettimeofday",
-        // libevent's arc4random seeds itself from getrandom; event_base_new reads the ids
+        // filter) and its clocks, usually vDSO calls but with syscalls as the fallback.
+        "epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1",
+        "clock_gettime", "clock_gettime64", "clock_getres", "gettimeofday",
+        // libevent: arc4random seeds from getrandom; event_base_new reads the ids
         // (evutil_issetugid) before trusting EVENT_* variables; deleting a signal event or
         // freeing the base restores the old disposition with rt_sigaction.
         "getrandom", "getuid", "geteuid", "getgid", "getegid", "rt_sigaction",
@@ -54,14 +55,17 @@ namespace {
         // Process basics: getpid (libevent, glibc), exiting, returning from and masking
         // signal handlers (libevent's signal events), resuming interrupted syscalls.
         "getpid", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask", "restart_syscall",
+        // abort(): glibc's raise asks gettid for the target of its tgkill (allowed below).
+        "gettid",
 #ifdef WITH_SANITIZERS
         // Sanitizer builds only, for ASan/UBSan reports: the alternate signal stack, the
-        // executable's name and the maps file for symbolizing, thread ids, prctl probes.
+        // executable's name and the maps file for symbolizing, prctl probes.
         // (LeakSanitizer is turned off once sandboxed: see sandbox.cc.)
-        "sigaltstack", "readlink", "readlinkat", "open", "openat", "gettid", "prctl",
+        "sigaltstack", "readlink", "readlinkat", "open", "openat", "prctl",
         "sched_yield",
 #endif
     };
+    // clang-format on
 
     struct FilterRelease {
         void operator()(void* ctx) const { seccomp_release(ctx); }
@@ -74,16 +78,15 @@ namespace {
         return "load_worker_seccomp: " + step + ": " + std::strerror(-rc);
     }
 
-    constexpr scmp_arg_cmp arg(unsigned index, scmp_compare op, scmp_datum_t a,
-                               scmp_datum_t b = 0)
+    constexpr scmp_arg_cmp arg(unsigned index, scmp_compare op, scmp_datum_t a, scmp_datum_t b = 0)
     {
-        return scmp_arg_cmp{index, op, a, b};
+        return scmp_arg_cmp { index, op, a, b };
     }
 
     // Adds one allow rule for `name` with all of `conditions` (ANDed). Returns true
     // without adding anything when the syscall does not exist on this architecture.
     bool allow(scmp_filter_ctx ctx, const char* name,
-               std::initializer_list<scmp_arg_cmp> conditions, std::string& error)
+        std::initializer_list<scmp_arg_cmp> conditions, std::string& error)
     {
         const int nr = seccomp_syscall_resolve_name(name);
         if (nr == __NR_SCMP_ERROR) {
@@ -93,9 +96,8 @@ namespace {
         }
         if (nr < 0) // a pseudo number: this syscall is not on the running architecture
             return true;
-        const int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr,
-                                              static_cast<unsigned>(conditions.size()),
-                                              conditions.begin());
+        const int rc = seccomp_rule_add_array(
+            ctx, SCMP_ACT_ALLOW, nr, static_cast<unsigned>(conditions.size()), conditions.begin());
         if (rc < 0) {
             error = failure(std::string("allowing ") + name, rc);
             return false;
@@ -113,40 +115,42 @@ namespace {
         // close-on-exec. No TCP/UDP/raw/netlink sockets, no datagrams.
         const scmp_datum_t type_mask = ~static_cast<scmp_datum_t>(SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (!allow(ctx, "socket",
-                   {arg(0, SCMP_CMP_EQ, AF_UNIX), arg(1, SCMP_CMP_MASKED_EQ, type_mask, SOCK_STREAM)},
-                   error))
+                { arg(0, SCMP_CMP_EQ, AF_UNIX),
+                    arg(1, SCMP_CMP_MASKED_EQ, type_mask, SOCK_STREAM) },
+                error))
             return false;
 
         // fcntl: O_NONBLOCK (evutil_make_socket_nonblocking) and FD_CLOEXEC; not locks,
         // F_SETOWN signals, F_DUPFD or pipe resizing.
-        for (const char* name : {"fcntl", "fcntl64"})
-            for (int cmd : {F_GETFL, F_SETFL, F_GETFD, F_SETFD})
-                if (!allow(ctx, name, {arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd))}, error))
+        for (const char* name : { "fcntl", "fcntl64" })
+            for (int cmd : { F_GETFL, F_SETFL, F_GETFD, F_SETFD })
+                if (!allow(
+                        ctx, name, { arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd)) }, error))
                     return false;
 
         // ioctl: only FIONREAD, which libevent uses to size its reads.
-        if (!allow(ctx, "ioctl", {arg(1, SCMP_CMP_EQ, FIONREAD)}, error))
+        if (!allow(ctx, "ioctl", { arg(1, SCMP_CMP_EQ, FIONREAD) }, error))
             return false;
 #ifdef WITH_SANITIZERS
         // Sanitizer reports ask isatty(2) whether to use colour.
-        if (!allow(ctx, "ioctl", {arg(1, SCMP_CMP_EQ, TCGETS)}, error))
+        if (!allow(ctx, "ioctl", { arg(1, SCMP_CMP_EQ, TCGETS) }, error))
             return false;
 #endif
 
         // Memory for malloc, never executable: no mapping or remapping memory as code.
-        for (const char* name : {"mmap", "mmap2"})
-            if (!allow(ctx, name, {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}, error))
+        for (const char* name : { "mmap", "mmap2" })
+            if (!allow(ctx, name, { arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0) }, error))
                 return false;
-        if (!allow(ctx, "mprotect", {arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)}, error))
+        if (!allow(ctx, "mprotect", { arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0) }, error))
             return false;
 
-        // abort()/assert(): raise(SIGABRT) is tgkill on our own pid, so a failed assertion
-        // is reported as SIGABRT rather than as a forbidden syscall. The worker never forks,
-        // so the pid taken now stays right.
+        // abort()/assert(): raise(SIGABRT) is tgkill on our own pid (and gettid), so a failed
+        // assertion is reported as SIGABRT rather than as a forbidden syscall. The worker never
+        // forks, so the pid taken now stays right.
         if (!allow(ctx, "tgkill",
-                   {arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid())),
-                    arg(2, SCMP_CMP_EQ, SIGABRT)},
-                   error))
+                { arg(0, SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid())),
+                    arg(2, SCMP_CMP_EQ, SIGABRT) },
+                error))
             return false;
         return true;
     }
@@ -179,7 +183,7 @@ namespace {
         _exit(159);
     }
 
-    // Installed before the filter: afterwards rt_sigaction is forbidden.
+    // Installed before the filter is loaded, so even the first forbidden call is reported.
     bool install_sigsys_reporter(std::string& error)
     {
         struct sigaction action;
@@ -224,11 +228,11 @@ bool load_seccomp_allowlist(std::string& error)
     };
     const Attribute attributes[] = {
         // no_new_privs is the caller's explicit step (set_no_new_privs), not a side effect.
-        {SCMP_FLTATR_CTL_NNP, 0, "leaving no_new_privs to set_no_new_privs"},
+        { SCMP_FLTATR_CTL_NNP, 0, "leaving no_new_privs to set_no_new_privs" },
         // Syscalls of a foreign ABI (i386 int 0x80 on x86_64) end the process as well.
-        {SCMP_FLTATR_ACT_BADARCH, default_action, "setting the action for foreign ABIs"},
+        { SCMP_FLTATR_ACT_BADARCH, default_action, "setting the action for foreign ABIs" },
         // Cover every thread, should a library ever have started one.
-        {SCMP_FLTATR_CTL_TSYNC, 1, "enabling thread synchronisation"},
+        { SCMP_FLTATR_CTL_TSYNC, 1, "enabling thread synchronisation" },
     };
     for (const Attribute& a : attributes) {
         if (const int rc = seccomp_attr_set(ctx.get(), a.attr, a.value); rc < 0) {

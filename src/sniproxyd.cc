@@ -32,19 +32,28 @@ int fail(const std::string& message)
     return 1;
 }
 
-// -n: the same findings as `sniproxyctl check`, with the worker user's permissions.
+// -n: the options that can be judged without binding (listen addresses, the user), then the
+// same findings as `sniproxyctl check`, with the worker user's permissions.
 int check_only(const Options& o)
 {
+    std::vector<Finding> findings;
+    std::vector<ListenAddress> addresses;
+    for (const std::string& l : o.listen) {
+        if (std::string e = parse_listen_address(l, addresses); !e.empty())
+            findings.push_back({ Finding::Severity::error, "-l", e });
+    }
     CheckOptions check;
     check.all_hashed = o.all_hashed;
     if (const passwd* pw = getpwnam(o.user.c_str())) {
         check.worker_uid = pw->pw_uid;
         check.worker_gid = pw->pw_gid;
     } else {
-        std::fprintf(stderr, "sniproxyd: user %s does not exist: permissions not checked\n",
-            o.user.c_str());
+        findings.push_back({ Finding::Severity::error, "-u",
+            o.user + ": no such user (create it, or choose another with -u)" });
     }
-    return print_findings(check_hosts_dir(o.hosts_dir, check)) ? 1 : 0;
+    for (Finding& f : check_hosts_dir(o.hosts_dir, check))
+        findings.push_back(std::move(f));
+    return print_findings(findings) ? 1 : 0;
 }
 
 std::string open_listeners(const Options& o, bool upgrading, std::vector<UniqueFd>& out)
@@ -60,12 +69,7 @@ std::string open_listeners(const Options& o, bool upgrading, std::vector<UniqueF
         std::string how, error;
         if (adopt_listeners(out, how, error)) {
             logf(LogLevel::notice, "listening on %zu socket(s) from %s", out.size(), how.c_str());
-            // stdin was the socket: give fd 0 back to /dev/null
-            int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-            if (null >= 0 && how.find("standard input") != std::string::npos)
-                dup2(null, 0);
-            if (null > 2)
-                close(null);
+            detach_stdio_sockets();
             return "";
         }
         if (!error.empty())

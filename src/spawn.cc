@@ -68,6 +68,9 @@ pid_t spawn(const SpawnRequest& r)
         if (dup2(moved[i], 3 + static_cast<int>(i)) < 0) // the copy is not close-on-exec
             _exit(127);
     }
+    // Nothing else crosses: not a descriptor some service manager left us without
+    // close-on-exec (inetd and systemd do), least of all a listening socket.
+    close_range(3 + static_cast<unsigned>(n), ~0U, 0);
     if (r.listen_fds)
         format_listen_pid(listen_pid, sizeof listen_pid, getpid());
     sigset_t none;

@@ -218,6 +218,7 @@ namespace {
 int worker_main(const Options& o)
 {
     signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_NAME, "sniproxyd-wrk"); // exec via /proc/self/exe would show as "exe"
     log_set_verbosity(o.verbosity);
     const int channel = o.worker.channel_fd;
     // Until the loop runs, records go straight to the channel (blocking is fine here).

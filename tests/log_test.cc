@@ -14,6 +14,8 @@ TEST_CASE("untrusted text cannot forge lines")
     CHECK(sanitize_log_text("back\\slash") == "back\\x5cslash");
     CHECK(sanitize_log_text("\xff") == "\\xff");
     CHECK(sanitize_log_text(std::string(100, 'x'), 10) == std::string(10, 'x') + "...");
+    // Worker records are escaped already: the parent must not escape the escapes.
+    CHECK(sanitize_log_text("sni=a\\x00b\n", 512, false) == "sni=a\\x00b\\x0a");
 }
 
 TEST_CASE("debug records only with -v; the sink sees the rest")
