@@ -396,6 +396,7 @@ void Parent::reap_children()
             continue;
         std::unique_ptr<Worker> w = std::move(*it);
         workers_.erase(it);
+        read_worker(*w); // its last log records may still sit in the channel
         worker_exited(std::move(w), status);
     }
 }
