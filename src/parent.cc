@@ -81,6 +81,10 @@ int Parent::run()
     logf(LogLevel::notice, "started: %zu listener(s), %d worker(s), up to %zu connections each",
         listeners_.size(), worker_count_, max_per_worker_);
     event_base_dispatch(base_.get());
+    // Tearing down the signal events restores the default actions; a late second SIGTERM
+    // must not turn a clean exit into death by signal.
+    for (int sig : { SIGHUP, SIGTERM, SIGINT, SIGUSR2 })
+        signal(sig, SIG_IGN);
     logf(LogLevel::notice, "stopped");
     return 0;
 }
@@ -421,8 +425,9 @@ void Parent::worker_exited(std::unique_ptr<Worker> w, int status)
     const bool young = monotonic_ns() - w->started_ns < crash_window_ns;
     respawn_delay_ms_ = young ? std::clamp<std::int64_t>(respawn_delay_ms_ * 2, 100, max_respawn_delay_ms) : 0;
     if (young)
-        logf(LogLevel::err, "worker died right after starting: restarting in %lld ms (see the log above)",
-            static_cast<long long>(respawn_delay_ms_));
+        logf(LogLevel::err, "worker %d died within 2 s of starting: next start in %lld ms, doubling "
+                            "while workers keep dying young (see the log above)",
+            static_cast<int>(w->pid), static_cast<long long>(respawn_delay_ms_));
     respawn_needed_++;
     const timeval delay = ms_to_timeval(respawn_delay_ms_);
     if (!evtimer_pending(respawn_event_.get(), nullptr))

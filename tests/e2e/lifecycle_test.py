@@ -159,7 +159,7 @@ class LifecycleTest(DaemonTestCase):
         self.hosts.raw("example.com", echo_handler)
         d = self.start_daemon(workers=2)
         # what killing it makes the parent say (it is younger than the crash-loop window)
-        d.expected_problems = [r"killed by signal 9", r"connections lost", r"died right after starting"]
+        d.expected_problems = [r"killed by signal 9", r"connections lost", r"died within 2 s of starting"]
         workers = worker_pids(d)
         by_worker = {}
         for _ in range(8):  # least-loaded dispatch spreads them; stop once both have some
