@@ -11,48 +11,48 @@ namespace sniproxy {
 
 namespace {
     constexpr std::size_t max_fds = 4; // room to see (and close) fds a peer should not send
-
-    int send_raw(int channel, Msg type, std::span<const std::uint8_t> payload, int fd)
-    {
-        if (payload.size() + 1 > max_message)
-            return EMSGSIZE;
-        std::uint8_t buf[max_message];
-        buf[0] = static_cast<std::uint8_t>(type);
-        if (!payload.empty()) // memcpy from a null pointer is undefined even for 0 bytes
-            std::memcpy(buf + 1, payload.data(), payload.size());
-        iovec iov { buf, payload.size() + 1 };
-        msghdr msg {};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        if (fd >= 0) {
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
-            cmsghdr* c = CMSG_FIRSTHDR(&msg);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int));
-            std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-        }
-        for (;;) {
-            if (sendmsg(channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
-                return 0;
-            if (errno != EINTR)
-                return errno;
-        }
-    }
 } // namespace
+
+int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> payload, int fd)
+{
+    if (payload.size() + 1 > max_message)
+        return EMSGSIZE;
+    std::uint8_t buf[max_message];
+    buf[0] = static_cast<std::uint8_t>(type);
+    if (!payload.empty()) // memcpy from a null pointer is undefined even for 0 bytes
+        std::memcpy(buf + 1, payload.data(), payload.size());
+    iovec iov { buf, payload.size() + 1 };
+    msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (fd >= 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    for (;;) {
+        if (sendmsg(channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+            return 0;
+        if (errno != EINTR)
+            return errno;
+    }
+}
 
 int send_connection(int channel, int client_fd, std::int64_t accepted_ns)
 {
     std::uint8_t payload[sizeof accepted_ns];
     std::memcpy(payload, &accepted_ns, sizeof accepted_ns);
-    return send_raw(channel, Msg::connection, payload, client_fd);
+    return send_message_with_fd(channel, Msg::connection, payload, client_fd);
 }
 
 int send_message(int channel, Msg type, std::span<const std::uint8_t> payload)
 {
-    return send_raw(channel, type, payload, -1);
+    return send_message_with_fd(channel, type, payload, -1);
 }
 
 Recv receive_message(int channel, Received& out)

@@ -24,6 +24,9 @@ constexpr std::size_t max_message = 1024;
 // Each returns 0 or an errno value (EAGAIN: the channel is full right now).
 int send_connection(int channel, int client_fd, std::int64_t accepted_ns);
 int send_message(int channel, Msg type, std::span<const std::uint8_t> payload = {});
+// Any message with a descriptor attached (fd < 0: none). Only connection messages carry
+// one; the others exist so that tests can play a misbehaving peer.
+int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> payload, int fd);
 
 enum class Recv { message, again, eof, error, invalid };
 

@@ -69,20 +69,7 @@ TEST_CASE("a descriptor where none belongs is closed, and a missing one is refus
     Pair p;
     // A "log" message carrying an fd: invalid, and the fd must not leak.
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    std::uint8_t type = static_cast<std::uint8_t>(Msg::log);
-    iovec iov { &type, 1 };
-    msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &devnull, sizeof devnull);
-    REQUIRE(sendmsg(p.a.get(), &msg, 0) == 1);
+    REQUIRE(send_message_with_fd(p.a.get(), Msg::log, {}, devnull) == 0);
     close(devnull);
 
     const int next_free = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -4,6 +4,7 @@
 // /proc/PID/status by the (unconfined) test process. Tests that need root say so and skip.
 #include "catch.h"
 
+#include "channel.h"
 #include "fd.h"
 #include "sandbox.h"
 
@@ -36,7 +37,7 @@
 #include <string>
 #include <vector>
 
-using sniproxy::UniqueFd;
+using namespace sniproxy;
 
 namespace {
 
@@ -248,9 +249,7 @@ public:
         }
     }
 
-    pid_t pid() const { return pid_; }
-    bool ready() const { return first_line_ == "ready"; }
-    // What the child reported instead of "ready".
+    // "ready", or what the child reported instead.
     const std::string& report() const { return first_line_; }
     std::string proc(const char* entry) const
     {
@@ -345,34 +344,22 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
             "fcntl(F_GETFL/F_SETFL)");
         child_check(out, fcntl(fd, F_GETFD) == FD_CLOEXEC, "fcntl(F_GETFD)");
 
-        // The parent's channel: an fd with SCM_RIGHTS, then a log record.
-        char byte = 'x';
-        iovec one = { &byte, 1 };
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr msg {};
-        msg.msg_iov = &one;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
-        child_check(out, sendmsg(channel[0], &msg, 0) == 1, "sendmsg(SCM_RIGHTS)");
+        // The parent's channel, through the real channel code: a client fd, then a log record.
         int available = 0;
+        child_check(out, send_connection(channel[0], fd, 42) == 0, "send_connection");
         child_check(out, ioctl(channel[1], FIONREAD, &available) == 0, "ioctl(FIONREAD)");
-        std::memset(control, 0, sizeof control);
-        msg.msg_controllen = sizeof control;
-        child_check(out, recvmsg(channel[1], &msg, MSG_CMSG_CLOEXEC) == 1, "recvmsg");
-        cmsg = CMSG_FIRSTHDR(&msg);
-        child_check(out, cmsg && cmsg->cmsg_type == SCM_RIGHTS, "SCM_RIGHTS received");
-        int received;
-        std::memcpy(&received, CMSG_DATA(cmsg), sizeof received);
-        child_check(out, close(received) == 0, "close(received fd)");
-        child_check(out, send(channel[0], "log", 3, 0) == 3, "send(log record)");
-        char buf[16];
-        child_check(out, recv(channel[1], buf, sizeof buf, 0) == 3, "recv");
+        {
+            Received m;
+            child_check(out, receive_message(channel[1], m) == Recv::message && m.fd,
+                "receive_message (SCM_RIGHTS)");
+        }
+        const std::uint8_t record[] = { 6, 'l', 'o', 'g' };
+        child_check(out, send_message(channel[0], Msg::log, record) == 0, "send_message");
+        {
+            Received m;
+            child_check(out, receive_message(channel[1], m) == Recv::message && m.payload_len == 4,
+                "receive_message (log)");
+        }
         child_check(out, close(fd) == 0, "close(backend)");
 
         // The event loop.
@@ -391,6 +378,7 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
             "clock_gettime (syscall, not vDSO)");
         timeval tv;
         child_check(out, syscall(SYS_gettimeofday, &tv, nullptr) == 0, "gettimeofday");
+        char buf[16];
         child_check(
             out, getrandom(buf, sizeof buf, 0) == static_cast<ssize_t>(sizeof buf), "getrandom");
 
@@ -477,8 +465,9 @@ TEST_CASE("the allowlist kills the worker on anything else", "[sandbox][seccomp]
         { "setuid", [] { syscall(SYS_setuid, 0); } },
         { "chdir", [] { syscall(SYS_chdir, "/"); } },
         { "unlink", [] { unlinkat(AT_FDCWD, "x", 0); } },
-#ifndef WITH_SANITIZERS // sanitizer builds let their runtime do these
         { "kill", [] { syscall(SYS_kill, 1, 0); } },
+        { "tgkill of another signal", [] { syscall(SYS_tgkill, getpid(), getpid(), SIGTERM); } },
+#ifndef WITH_SANITIZERS // sanitizer builds let their runtime open /proc/self/maps
         { "openat", [] { syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY); } },
 #ifdef SYS_open
         { "open", [] { syscall(SYS_open, "/etc/passwd", O_RDONLY); } },
@@ -501,14 +490,16 @@ TEST_CASE("the allowlist kills the worker on anything else", "[sandbox][seccomp]
 
 TEST_CASE("no_new_privs and the filter show in /proc and cannot be skipped", "[sandbox][seccomp]")
 {
-    HeldChild child([](int out) { child_enter_filter(out); });
-    REQUIRE(child.report() == "ready");
-    const std::string status = read_file(child.proc("status"));
-    CHECK(status_field(status, "NoNewPrivs") == "1");
-    CHECK(status_field(status, "Seccomp") == "2");
-    CHECK(status_field(status, "Seccomp_filters") == "1");
-    CHECK(WIFEXITED(child.finish()));
-
+    SECTION("the kernel reports no_new_privs and one seccomp filter")
+    {
+        HeldChild child([](int out) { child_enter_filter(out); });
+        REQUIRE(child.report() == "ready");
+        const std::string status = read_file(child.proc("status"));
+        CHECK(status_field(status, "NoNewPrivs") == "1");
+        CHECK(status_field(status, "Seccomp") == "2");
+        CHECK(status_field(status, "Seccomp_filters") == "1");
+        CHECK(WIFEXITED(child.finish()));
+    }
     SECTION("load_worker_seccomp refuses to run before set_no_new_privs")
     {
         Pipe report;
@@ -525,6 +516,20 @@ TEST_CASE("no_new_privs and the filter show in /proc and cannot be skipped", "[s
         INFO(message);
         CHECK(contains(message, "set_no_new_privs"));
     }
+}
+
+TEST_CASE("abort() in a filtered worker still ends in SIGABRT", "[sandbox][seccomp]")
+{
+    Pipe report;
+    const int status = run_child([&]() -> int {
+        // Catch2's fatal-signal handler, inherited through fork, is not the worker's.
+        signal(SIGABRT, SIG_DFL);
+        child_enter_filter(report.write_end.get());
+        std::abort();
+    });
+    report.write_end.reset();
+    INFO("child " << describe(status) << "; it reported: " << read_all(report.read_end.get()));
+    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT));
 }
 
 // ---- jail ------------------------------------------------------------------------------
