@@ -176,9 +176,14 @@ bool Parent::dispatch(UniqueFd& fd, std::int64_t accepted_ns)
             fd.reset();
             return true;
         }
-        if (err != EAGAIN)
-            logf(LogLevel::warning, "worker %d: handing over a connection: %s", static_cast<int>(w->pid), std::strerror(err));
-        event_add(w->write_event.get(), nullptr); // skip it until it has room again
+        if (err == EAGAIN) {
+            event_add(w->write_event.get(), nullptr); // skip it until it has room again
+            continue;
+        }
+        // The worker is gone or broken (EPIPE, ...): no more connections for it; SIGCHLD
+        // will tell us the rest.
+        logf(LogLevel::warning, "worker %d: handing over a connection: %s", static_cast<int>(w->pid), std::strerror(err));
+        w->ready = false;
     }
     pending_.push_back({ std::move(fd), accepted_ns });
     update_accepting();
