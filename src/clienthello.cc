@@ -26,7 +26,10 @@ namespace {
     // A bounds-checked cursor over a byte span: every read fails rather than overruns.
     class Reader {
     public:
-        explicit Reader(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
+        explicit Reader(std::span<const std::uint8_t> bytes)
+            : bytes_(bytes)
+        {
+        }
 
         std::size_t left() const { return bytes_.size(); }
         bool u8(std::uint8_t& v) { return take_int(1, v); }
@@ -141,24 +144,42 @@ namespace {
 const char* hello_error_string(HelloError error)
 {
     switch (error) {
-    case HelloError::none: return "none";
-    case HelloError::not_tls: return "not-tls";
-    case HelloError::sslv2_hello: return "sslv2-hello";
-    case HelloError::not_handshake: return "not-handshake";
-    case HelloError::bad_record_version: return "bad-record-version";
-    case HelloError::empty_record: return "empty-record";
-    case HelloError::record_too_large: return "record-too-large";
-    case HelloError::interleaved_record: return "interleaved-record";
-    case HelloError::not_client_hello: return "not-client-hello";
-    case HelloError::hello_too_large: return "hello-too-large";
-    case HelloError::trailing_data: return "trailing-data";
-    case HelloError::truncated_body: return "truncated-body";
-    case HelloError::bad_extensions: return "bad-extensions";
-    case HelloError::duplicate_extension: return "duplicate-extension";
-    case HelloError::bad_server_name: return "bad-server-name";
-    case HelloError::duplicate_server_name: return "duplicate-server-name";
-    case HelloError::bad_alpn: return "bad-alpn";
-    case HelloError::bad_supported_versions: return "bad-supported-versions";
+    case HelloError::none:
+        return "none";
+    case HelloError::not_tls:
+        return "not-tls";
+    case HelloError::sslv2_hello:
+        return "sslv2-hello";
+    case HelloError::not_handshake:
+        return "not-handshake";
+    case HelloError::bad_record_version:
+        return "bad-record-version";
+    case HelloError::empty_record:
+        return "empty-record";
+    case HelloError::record_too_large:
+        return "record-too-large";
+    case HelloError::interleaved_record:
+        return "interleaved-record";
+    case HelloError::not_client_hello:
+        return "not-client-hello";
+    case HelloError::hello_too_large:
+        return "hello-too-large";
+    case HelloError::trailing_data:
+        return "trailing-data";
+    case HelloError::truncated_body:
+        return "truncated-body";
+    case HelloError::bad_extensions:
+        return "bad-extensions";
+    case HelloError::duplicate_extension:
+        return "duplicate-extension";
+    case HelloError::bad_server_name:
+        return "bad-server-name";
+    case HelloError::duplicate_server_name:
+        return "duplicate-server-name";
+    case HelloError::bad_alpn:
+        return "bad-alpn";
+    case HelloError::bad_supported_versions:
+        return "bad-supported-versions";
     }
     return "unknown";
 }
@@ -223,7 +244,10 @@ HelloError parse_client_hello_body(std::span<const std::uint8_t> body, HelloInfo
     return HelloError::none;
 }
 
-ClientHelloParser::ClientHelloParser(std::size_t max_hello) : max_hello_(max_hello) {}
+ClientHelloParser::ClientHelloParser(std::size_t max_hello)
+    : max_hello_(max_hello)
+{
+}
 
 ClientHelloParser::Status ClientHelloParser::fail(HelloError error)
 {
@@ -272,8 +296,8 @@ ClientHelloParser::Status ClientHelloParser::on_message_bytes(std::span<const st
     if (before < 1 && !message_.empty() && message_[0] != handshake_client_hello)
         return fail(HelloError::not_client_hello);
     if (before < 4 && message_.size() >= 4) {
-        message_len_ = std::size_t { message_[1] } << 16 | std::size_t { message_[2] } << 8
-            | message_[3];
+        message_len_
+            = std::size_t { message_[1] } << 16 | std::size_t { message_[2] } << 8 | message_[3];
         if (message_len_ + 4 > max_hello_)
             return fail(HelloError::hello_too_large);
         message_.reserve(message_len_ + 4);
@@ -303,8 +327,8 @@ ClientHelloParser::Status ClientHelloParser::feed(std::span<const std::uint8_t> 
         }
         const std::size_t n = std::min(record_left_, bytes.size());
         // Never buffer past what the declared hello length allows.
-        const std::size_t want = message_.size() < 4 ? 4 - message_.size()
-                                                     : message_len_ + 4 - message_.size();
+        const std::size_t want
+            = message_.size() < 4 ? 4 - message_.size() : message_len_ + 4 - message_.size();
         const std::size_t take = std::min(n, want);
         record_left_ -= take;
         consumed_ += take;

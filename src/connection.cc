@@ -9,8 +9,8 @@
 #include "connection.h"
 
 #include "channel.h"
-#include "log.h"
 #include "listen_address.h"
+#include "log.h"
 #include "proxy_header.h"
 
 #include <netinet/in.h>
@@ -35,10 +35,14 @@ namespace {
     const char* backend_result(int err)
     {
         switch (err) {
-        case ECONNREFUSED: return "backend-refused";
-        case ENOENT: return "backend-missing";
-        case EAGAIN: return "backend-busy";
-        default: return "backend-error";
+        case ECONNREFUSED:
+            return "backend-refused";
+        case ENOENT:
+            return "backend-missing";
+        case EAGAIN:
+            return "backend-busy";
+        default:
+            return "backend-error";
         }
     }
 } // namespace
@@ -88,7 +92,10 @@ void Connection::abort(const char* result)
     finish(result);
 }
 
-void Connection::on_hello_read(bufferevent*, void* arg) { static_cast<Connection*>(arg)->feed_hello(); }
+void Connection::on_hello_read(bufferevent*, void* arg)
+{
+    static_cast<Connection*>(arg)->feed_hello();
+}
 
 void Connection::on_hello_event(bufferevent*, short what, void* arg)
 {
@@ -154,13 +161,16 @@ bool Connection::connect_backend(const Route& route)
     sockaddr_un sun {};
     sun.sun_family = AF_UNIX;
     if (!fd || route.socket.size() >= sizeof sun.sun_path) {
-        refuse(Alert::internal_error, "backend-error", std::string("errno=") + std::strerror(errno));
+        refuse(
+            Alert::internal_error, "backend-error", std::string("errno=") + std::strerror(errno));
         return false;
     }
     std::memcpy(sun.sun_path, route.socket.data(), route.socket.size());
-    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0 && errno != EINPROGRESS) {
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0
+        && errno != EINPROGRESS) {
         const int err = errno;
-        refuse(Alert::internal_error, backend_result(err), std::string("errno=") + std::strerror(err));
+        refuse(
+            Alert::internal_error, backend_result(err), std::string("errno=") + std::strerror(err));
         return false;
     }
     backend_.reset(bufferevent_socket_new(base_, fd.release(), BEV_OPT_CLOSE_ON_FREE));
@@ -185,7 +195,10 @@ bool Connection::connect_backend(const Route& route)
     return true;
 }
 
-void Connection::on_forward_read(bufferevent* bev, void* arg) { static_cast<Connection*>(arg)->forward(bev); }
+void Connection::on_forward_read(bufferevent* bev, void* arg)
+{
+    static_cast<Connection*>(arg)->forward(bev);
+}
 
 // Moves what `from` read into its partner's output. When that output is full, reading from
 // `from` pauses until the partner's write callback says it has drained to half.

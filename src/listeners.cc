@@ -64,7 +64,8 @@ bool adopt_listeners(std::vector<UniqueFd>& out, std::string& how, std::string& 
         for (long i = 0; i < n && i < 64; i++) {
             const int fd = 3 + static_cast<int>(i);
             if (!is_listening_socket(fd) || !make_nonblocking_cloexec(fd)) {
-                error = "LISTEN_FDS: descriptor " + std::to_string(fd) + " is not a listening socket";
+                error
+                    = "LISTEN_FDS: descriptor " + std::to_string(fd) + " is not a listening socket";
                 return false;
             }
             out.emplace_back(fd);

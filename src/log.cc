@@ -19,13 +19,25 @@ namespace {
     }
 } // namespace
 
-void log_set_verbosity(int verbosity) { g_verbosity = verbosity; }
+void log_set_verbosity(int verbosity)
+{
+    g_verbosity = verbosity;
+}
 
-bool log_enabled(LogLevel level) { return level != LogLevel::debug || g_verbosity > 0; }
+bool log_enabled(LogLevel level)
+{
+    return level != LogLevel::debug || g_verbosity > 0;
+}
 
-void log_set_sink(LogSink sink) { g_sink = std::move(sink); }
+void log_set_sink(LogSink sink)
+{
+    g_sink = std::move(sink);
+}
 
-void log_to_stderr() { g_sink = stderr_sink; }
+void log_to_stderr()
+{
+    g_sink = stderr_sink;
+}
 
 void log_to_syslog()
 {

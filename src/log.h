@@ -28,6 +28,7 @@ void log_line(LogLevel level, std::string_view message);
 // hostile SNI or a compromised worker cannot forge log lines or flood them.
 // The parent passes escape_backslash=false for worker records, which are escaped already:
 // it still removes every control byte, but does not escape the worker's escapes again.
-std::string sanitize_log_text(std::string_view text, std::size_t max = 512, bool escape_backslash = true);
+std::string sanitize_log_text(
+    std::string_view text, std::size_t max = 512, bool escape_backslash = true);
 
 } // namespace sniproxy

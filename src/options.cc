@@ -62,16 +62,36 @@ std::string parse_options(int argc, char* const argv[], Options& o)
     int c;
     while ((c = getopt(argc, argv, ":adhnVvc:g:H:l:p:T:u:w:W:")) != -1) {
         switch (c) {
-        case 'a': o.all_hashed = true; break;
-        case 'd': o.foreground = true; break;
-        case 'h': o.help = true; break;
-        case 'n': o.check_only = true; break;
-        case 'V': o.version = true; break;
-        case 'v': o.verbosity++; break;
-        case 'H': o.hosts_dir = optarg; break;
-        case 'l': o.listen.emplace_back(optarg); break;
-        case 'p': o.pidfile = optarg; break;
-        case 'u': o.user = optarg; break;
+        case 'a':
+            o.all_hashed = true;
+            break;
+        case 'd':
+            o.foreground = true;
+            break;
+        case 'h':
+            o.help = true;
+            break;
+        case 'n':
+            o.check_only = true;
+            break;
+        case 'V':
+            o.version = true;
+            break;
+        case 'v':
+            o.verbosity++;
+            break;
+        case 'H':
+            o.hosts_dir = optarg;
+            break;
+        case 'l':
+            o.listen.emplace_back(optarg);
+            break;
+        case 'p':
+            o.pidfile = optarg;
+            break;
+        case 'u':
+            o.user = optarg;
+            break;
         case 'c':
             if (!parse_int(optarg, 1, 1000000, o.max_connections))
                 return range_error('c', optarg, 1, 1000000);
@@ -93,8 +113,10 @@ std::string parse_options(int argc, char* const argv[], Options& o)
                 return "-W is internal to sniproxyd";
             o.is_worker = true;
             break;
-        case ':': return std::string("-") + static_cast<char>(optopt) + " needs a value";
-        default: return std::string("unknown option -") + static_cast<char>(optopt);
+        case ':':
+            return std::string("-") + static_cast<char>(optopt) + " needs a value";
+        default:
+            return std::string("unknown option -") + static_cast<char>(optopt);
         }
     }
     if (optind < argc)

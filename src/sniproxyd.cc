@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 using namespace sniproxy;
@@ -75,7 +75,8 @@ std::string open_listeners(const Options& o, bool upgrading, std::vector<UniqueF
         if (!error.empty())
             return error;
     }
-    for (const std::string& l : o.listen.empty() ? std::vector<std::string> { "*:443" } : o.listen) {
+    for (const std::string& l :
+        o.listen.empty() ? std::vector<std::string> { "*:443" } : o.listen) {
         if (std::string e = parse_listen_address(l, addresses); !e.empty())
             return e;
     }
@@ -91,7 +92,8 @@ std::size_t raise_fd_limit(int configured)
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
             logf(LogLevel::debug, "descriptor limit raised from %llu to %llu",
-                static_cast<unsigned long long>(before), static_cast<unsigned long long>(rl.rlim_cur));
+                static_cast<unsigned long long>(before),
+                static_cast<unsigned long long>(rl.rlim_cur));
         else
             getrlimit(RLIMIT_NOFILE, &rl);
     }
@@ -157,8 +159,9 @@ int main(int argc, char* argv[])
             return fail("-u " + o.user + ": workers must not run as root");
         identity = { pw->pw_uid, pw->pw_gid, true };
     } else {
-        std::fprintf(stderr, "sniproxyd: not running as root: workers cannot chroot or change "
-                             "user; they still get no_new_privs and seccomp\n");
+        std::fprintf(stderr,
+            "sniproxyd: not running as root: workers cannot chroot or change "
+            "user; they still get no_new_privs and seccomp\n");
         identity = { geteuid(), getegid(), false };
     }
     if (access(o.hosts_dir.c_str(), X_OK) != 0)

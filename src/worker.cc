@@ -67,7 +67,8 @@ namespace {
     int Worker::run()
     {
         log_set_sink([this](LogLevel l, std::string_view t) { send_log(l, t); });
-        channel_event_.reset(event_new(base_.get(), channel_, EV_READ | EV_PERSIST, on_channel, this));
+        channel_event_.reset(
+            event_new(base_.get(), channel_, EV_READ | EV_PERSIST, on_channel, this));
         flush_event_.reset(event_new(base_.get(), channel_, EV_WRITE, on_flush, this));
         grace_event_.reset(evtimer_new(base_.get(), on_grace, this));
         event_add(channel_event_.get(), nullptr);
@@ -79,7 +80,10 @@ namespace {
         return 0;
     }
 
-    void Worker::on_channel(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->read_channel(); }
+    void Worker::on_channel(evutil_socket_t, short, void* arg)
+    {
+        static_cast<Worker*>(arg)->read_channel();
+    }
 
     void Worker::read_channel()
     {
@@ -101,8 +105,8 @@ namespace {
             if (m.type == Msg::connection && m.payload_len == sizeof(std::int64_t)) {
                 std::int64_t accepted_ns;
                 std::memcpy(&accepted_ns, m.payload, sizeof accepted_ns);
-                auto c = std::make_unique<Connection>(base_.get(), settings_, std::move(m.fd),
-                    accepted_ns, on_connection_done, this);
+                auto c = std::make_unique<Connection>(
+                    base_.get(), settings_, std::move(m.fd), accepted_ns, on_connection_done, this);
                 Connection* raw = c.get();
                 connections_.emplace(raw, std::move(c));
                 raw->start();
@@ -169,14 +173,17 @@ namespace {
             event_add(flush_event_.get(), nullptr);
     }
 
-    void Worker::on_flush(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->flush_queue(); }
+    void Worker::on_flush(evutil_socket_t, short, void* arg)
+    {
+        static_cast<Worker*>(arg)->flush_queue();
+    }
 
     void Worker::flush_queue()
     {
         while (!queue_.empty()) {
             const std::string& r = queue_.front();
-            const int err = send_message(channel_, Msg::log,
-                { reinterpret_cast<const std::uint8_t*>(r.data()), r.size() });
+            const int err = send_message(
+                channel_, Msg::log, { reinterpret_cast<const std::uint8_t*>(r.data()), r.size() });
             if (err == EAGAIN)
                 break;
             queue_.pop_front();
@@ -225,7 +232,8 @@ int worker_main(const Options& o)
     log_set_sink([channel](LogLevel l, std::string_view t) {
         std::string r(1, static_cast<char>(l));
         r.append(t.substr(0, max_message - 2));
-        send_message(channel, Msg::log, { reinterpret_cast<const std::uint8_t*>(r.data()), r.size() });
+        send_message(
+            channel, Msg::log, { reinterpret_cast<const std::uint8_t*>(r.data()), r.size() });
     });
     // Everything that needs the outside world is opened before the jail.
     event_config* cfg = event_config_new();

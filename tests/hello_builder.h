@@ -18,7 +18,10 @@ inline void put16(Bytes& b, std::size_t v)
     b.push_back(static_cast<std::uint8_t>(v));
 }
 
-inline void append(Bytes& b, const Bytes& more) { b.insert(b.end(), more.begin(), more.end()); }
+inline void append(Bytes& b, const Bytes& more)
+{
+    b.insert(b.end(), more.begin(), more.end());
+}
 
 inline Bytes extension(std::uint16_t type, const Bytes& data)
 {
@@ -96,7 +99,10 @@ inline Bytes records(const Bytes& payload, std::size_t fragment = 16384, std::ui
     return out;
 }
 
-inline Bytes hello_for(const std::string& sni) { return records(handshake(hello_body(sni_extension(sni)))); }
+inline Bytes hello_for(const std::string& sni)
+{
+    return records(handshake(hello_body(sni_extension(sni))));
+}
 
 inline Bytes read_file(const std::string& path)
 {
