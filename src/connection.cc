@@ -119,7 +119,8 @@ void Connection::feed_hello()
         evbuffer_ptr pos;
         evbuffer_ptr_set(in, &pos, fed_, EVBUFFER_PTR_SET);
         evbuffer_iovec vec[8];
-        const int n = std::min(evbuffer_peek(in, len - fed_, &pos, vec, 8), 8);
+        const int n
+            = std::min(evbuffer_peek(in, static_cast<ev_ssize_t>(len - fed_), &pos, vec, 8), 8);
         for (int i = 0; i < n && parser_->status() == ClientHelloParser::Status::need_more; i++) {
             const std::size_t take = std::min(vec[i].iov_len, len - fed_);
             parser_->feed({ static_cast<const std::uint8_t*>(vec[i].iov_base), take });

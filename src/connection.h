@@ -19,7 +19,7 @@ struct ConnectionSettings {
     int hello_timeout_s = 10; // -T, counted from the parent's accept()
     bool all_hashed = false; // -a
     std::size_t max_hello = ClientHelloParser::default_max_hello;
-    std::size_t max_buffer = 256 * 1024; // per direction, before reading pauses
+    std::size_t max_buffer = std::size_t { 256 } * 1024; // per direction, before reading pauses
 };
 
 class Connection {

@@ -27,8 +27,9 @@ Parent::Parent(const Options& options, Invocation invocation, std::vector<Unique
     , invocation_(std::move(invocation))
     , identity_(identity)
     , max_per_worker_(max_per_worker)
-    , worker_count_(
-          options.workers > 0 ? options.workers : std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))
+    , worker_count_(options.workers > 0
+              ? options.workers
+              : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))))
     , listeners_(std::move(listeners))
 {
     event_config* cfg = event_config_new();
