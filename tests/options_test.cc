@@ -13,6 +13,7 @@ std::string parse(std::vector<std::string> args, Options& o)
 {
     args.insert(args.begin(), "sniproxyd");
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args)
         argv.push_back(a.data());
     argv.push_back(nullptr);
