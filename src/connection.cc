@@ -57,8 +57,6 @@ Connection::Connection(event_base* base, const ConnectionSettings& settings, Uni
 {
     socklen_t len = sizeof peer_;
     getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer_), &len);
-    len = sizeof local_;
-    getsockname(client.get(), reinterpret_cast<sockaddr*>(&local_), &len);
     const int one = 1;
     setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     client_.reset(bufferevent_socket_new(base, client.release(), BEV_OPT_CLOSE_ON_FREE));
@@ -70,7 +68,7 @@ void Connection::start()
 {
     if (!client_)
         return finish("internal-error", "bufferevent_socket_new failed");
-    parser_.emplace(settings_.max_hello);
+    parser_ = std::make_unique<ClientHelloParser>(settings_.max_hello);
     timer_.reset(evtimer_new(base_, on_deadline, this));
     const std::int64_t left_ns
         = std::int64_t { settings_.hello_timeout_s } * 1000000000 - (monotonic_ns() - accepted_ns_);
@@ -148,8 +146,6 @@ void Connection::route_hello()
     if (d.status == RouteStatus::no_route)
         return refuse(Alert::unrecognized_name, "no-route", "");
     route_ = d.route.name;
-    if (!hello.alpn.empty())
-        alpn_ = hello.alpn.front();
     if (!connect_backend(d.route))
         return;
     parser_.reset();
@@ -181,10 +177,12 @@ bool Connection::connect_backend(const Route& route)
     }
     evbuffer* out = bufferevent_get_output(backend_.get());
     if (route.proxy == ProxyHeader::v1) {
-        const std::string h = proxy_v1_header(peer_, local_);
+        const std::string h = proxy_v1_header(peer_, local_address());
         evbuffer_add(out, h.data(), h.size());
     } else if (route.proxy == ProxyHeader::v2) {
-        const auto h = proxy_v2_header(peer_, local_, sni_ == "-" ? "" : sni_, alpn_);
+        const std::vector<std::string>& alpn = parser_->info().alpn;
+        const auto h = proxy_v2_header(peer_, local_address(), sni_ == "-" ? "" : sni_,
+            alpn.empty() ? std::string_view {} : std::string_view(alpn.front()));
         evbuffer_add(out, h.data(), h.size());
     }
     bufferevent_setwatermark(client_.get(), EV_READ, 0, 0);
@@ -194,6 +192,16 @@ bool Connection::connect_backend(const Route& route)
     }
     forward(client_.get()); // replay the hello and anything that came after it
     return true;
+}
+
+// Our end of the client's TCP connection, needed only for a PROXY header: not kept, to keep
+// an established connection small.
+sockaddr_storage Connection::local_address() const
+{
+    sockaddr_storage local {};
+    socklen_t len = sizeof local;
+    getsockname(bufferevent_getfd(client_.get()), reinterpret_cast<sockaddr*>(&local), &len);
+    return local;
 }
 
 void Connection::on_forward_read(bufferevent* bev, void* arg)

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 
 namespace sniproxy {
@@ -56,6 +56,7 @@ private:
     void refuse(Alert alert, const char* result, const std::string& detail);
     void forward(bufferevent* from);
     void maybe_shutdown(bufferevent* to);
+    sockaddr_storage local_address() const;
     void finish(const char* result, const std::string& detail = {}, Alert alert = Alert::none);
 
     bufferevent* partner(bufferevent* bev) const
@@ -70,14 +71,12 @@ private:
     BuffereventPtr client_;
     BuffereventPtr backend_;
     EventPtr timer_;
-    std::optional<ClientHelloParser> parser_; // only while the hello is being read
+    std::unique_ptr<ClientHelloParser> parser_; // only while the hello is being read
     std::size_t fed_ = 0;
     std::int64_t accepted_ns_;
     sockaddr_storage peer_ {};
-    sockaddr_storage local_ {};
     std::string sni_ = "-";
     std::string route_ = "-";
-    std::string alpn_; // first offered protocol, for PROXY v2
     std::uint64_t up_ = 0; // client -> backend
     std::uint64_t down_ = 0; // backend -> client
     bool client_eof_ = false, backend_eof_ = false; // read side ended
