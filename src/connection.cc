@@ -12,6 +12,7 @@
 #include "listen_address.h"
 #include "log.h"
 #include "proxy_header.h"
+#include "relay.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -59,7 +60,9 @@ Connection::Connection(event_base* base, const ConnectionSettings& settings, Uni
     getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer_), &len);
     const int one = 1;
     setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    client_.reset(bufferevent_socket_new(base, client.release(), BEV_OPT_CLOSE_ON_FREE));
+    client_fd_ = std::move(client);
+    // The bufferevent serves the hello (and an alert); the fd stays ours for the relay.
+    client_.reset(bufferevent_socket_new(base, client_fd_.get(), 0));
 }
 
 Connection::~Connection() = default;
@@ -146,52 +149,50 @@ void Connection::route_hello()
     if (d.status == RouteStatus::no_route)
         return refuse(Alert::unrecognized_name, "no-route", "");
     route_ = d.route.name;
-    if (!connect_backend(d.route))
-        return;
-    parser_.reset();
     timer_.reset();
+    connect_backend(d.route); // the last act: the relay may finish us at once
 }
 
-bool Connection::connect_backend(const Route& route)
+void Connection::connect_backend(const Route& route)
 {
     UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     sockaddr_un sun {};
     sun.sun_family = AF_UNIX;
-    if (!fd || route.socket.size() >= sizeof sun.sun_path) {
-        refuse(
+    if (!fd || route.socket.size() >= sizeof sun.sun_path)
+        return refuse(
             Alert::internal_error, "backend-error", std::string("errno=") + std::strerror(errno));
-        return false;
-    }
     std::memcpy(sun.sun_path, route.socket.data(), route.socket.size());
     if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0
         && errno != EINPROGRESS) {
         const int err = errno;
-        refuse(
+        return refuse(
             Alert::internal_error, backend_result(err), std::string("errno=") + std::strerror(err));
-        return false;
     }
-    backend_.reset(bufferevent_socket_new(base_, fd.release(), BEV_OPT_CLOSE_ON_FREE));
-    if (!backend_) {
-        refuse(Alert::internal_error, "internal-error", "bufferevent_socket_new failed");
-        return false;
-    }
-    evbuffer* out = bufferevent_get_output(backend_.get());
+    // What the backend gets first: the PROXY header, then every byte the client sent so far,
+    // exactly as received.
+    std::vector<std::uint8_t> first;
     if (route.proxy == ProxyHeader::v1) {
         const std::string h = proxy_v1_header(peer_, local_address());
-        evbuffer_add(out, h.data(), h.size());
+        first.assign(h.begin(), h.end());
     } else if (route.proxy == ProxyHeader::v2) {
         const std::vector<std::string>& alpn = parser_->info().alpn;
-        const auto h = proxy_v2_header(peer_, local_address(), sni_ == "-" ? "" : sni_,
+        first = proxy_v2_header(peer_, local_address(), sni_ == "-" ? "" : sni_,
             alpn.empty() ? std::string_view {} : std::string_view(alpn.front()));
-        evbuffer_add(out, h.data(), h.size());
     }
-    bufferevent_setwatermark(client_.get(), EV_READ, 0, 0);
-    for (bufferevent* b : { client_.get(), backend_.get() }) {
-        bufferevent_setcb(b, on_forward_read, on_forward_write, on_forward_event, this);
-        bufferevent_enable(b, EV_READ | EV_WRITE);
-    }
-    forward(client_.get()); // replay the hello and anything that came after it
-    return true;
+    const std::size_t header = first.size();
+    evbuffer* in = bufferevent_get_input(client_.get());
+    first.resize(header + evbuffer_get_length(in));
+    evbuffer_remove(in, first.data() + header, first.size() - header);
+    parser_.reset();
+    client_.reset(); // from here on the relay reads the client's socket itself
+    relay_
+        = std::make_unique<Relay>(base_, std::move(client_fd_), std::move(fd), on_relay_done, this);
+    relay_->start(first, header);
+}
+
+void Connection::on_relay_done(void* owner, const char* result, const std::string& detail)
+{
+    static_cast<Connection*>(owner)->finish(result, detail);
 }
 
 // Our end of the client's TCP connection, needed only for a PROXY header: not kept, to keep
@@ -200,72 +201,8 @@ sockaddr_storage Connection::local_address() const
 {
     sockaddr_storage local {};
     socklen_t len = sizeof local;
-    getsockname(bufferevent_getfd(client_.get()), reinterpret_cast<sockaddr*>(&local), &len);
+    getsockname(client_fd_.get(), reinterpret_cast<sockaddr*>(&local), &len);
     return local;
-}
-
-void Connection::on_forward_read(bufferevent* bev, void* arg)
-{
-    static_cast<Connection*>(arg)->forward(bev);
-}
-
-// Moves what `from` read into its partner's output. When that output is full, reading from
-// `from` pauses until the partner's write callback says it has drained to half.
-void Connection::forward(bufferevent* from)
-{
-    bufferevent* to = partner(from);
-    evbuffer* in = bufferevent_get_input(from);
-    (from == client_.get() ? up_ : down_) += evbuffer_get_length(in);
-    evbuffer* out = bufferevent_get_output(to);
-    evbuffer_add_buffer(out, in);
-    if (evbuffer_get_length(out) >= settings_.max_buffer) {
-        bufferevent_disable(from, EV_READ);
-        bufferevent_setwatermark(to, EV_WRITE, settings_.max_buffer / 2, 0);
-    }
-}
-
-void Connection::on_forward_write(bufferevent* bev, void* arg)
-{
-    auto* self = static_cast<Connection*>(arg);
-    bufferevent* from = self->partner(bev);
-    const bool from_eof = from == self->client_.get() ? self->client_eof_ : self->backend_eof_;
-    if (!from_eof && !(bufferevent_get_enabled(from) & EV_READ)) {
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        bufferevent_enable(from, EV_READ);
-    }
-    self->maybe_shutdown(bev);
-}
-
-// Half-close: once the other side has ended and everything it sent is written, shut down
-// our writing to `to`, so its peer sees the end too.
-void Connection::maybe_shutdown(bufferevent* to)
-{
-    const bool to_is_client = to == client_.get();
-    const bool from_eof = to_is_client ? backend_eof_ : client_eof_;
-    bool& shut = to_is_client ? client_shut_ : backend_shut_;
-    if (!from_eof || shut || evbuffer_get_length(bufferevent_get_output(to)) > 0)
-        return;
-    shutdown(bufferevent_getfd(to), SHUT_WR);
-    shut = true;
-    if (client_shut_ && backend_shut_)
-        finish("ok");
-}
-
-void Connection::on_forward_event(bufferevent* bev, short what, void* arg)
-{
-    auto* self = static_cast<Connection*>(arg);
-    const bool is_client = bev == self->client_.get();
-    if (what & BEV_EVENT_EOF) {
-        self->forward(bev); // anything read together with the EOF
-        (is_client ? self->client_eof_ : self->backend_eof_) = true;
-        self->maybe_shutdown(self->partner(bev));
-        return;
-    }
-    if (what & BEV_EVENT_ERROR) {
-        const int err = EVUTIL_SOCKET_ERROR();
-        self->finish(is_client ? "client-reset" : "backend-reset",
-            std::string("errno=") + std::strerror(err));
-    }
 }
 
 void Connection::refuse(Alert alert, const char* result, const std::string& detail)
@@ -305,15 +242,17 @@ void Connection::finish(const char* result, const std::string& detail, Alert ale
         return;
     finished_ = true;
     const std::int64_t ms = (monotonic_ns() - accepted_ns_) / 1000000;
+    const std::uint64_t up = relay_ ? relay_->up() : 0;
+    const std::uint64_t down = relay_ ? relay_->down() : 0;
     logf(LogLevel::info, "client=%s sni=%s route=%s result=%s%s%s up=%llu down=%llu ms=%lld",
         format_address(peer_).c_str(), sni_.c_str(), route_.c_str(), result,
-        detail.empty() ? "" : " ", detail.c_str(), static_cast<unsigned long long>(up_),
-        static_cast<unsigned long long>(down_), static_cast<long long>(ms));
-    backend_.reset();
+        detail.empty() ? "" : " ", detail.c_str(), static_cast<unsigned long long>(up),
+        static_cast<unsigned long long>(down), static_cast<long long>(ms));
     timer_.reset();
     if (alert == Alert::none || !client_) {
         client_.reset();
-        return done_(owner_, this);
+        client_fd_.reset();
+        return done_(owner_, this); // destroys us, and the relay with its sockets
     }
     // Send the alert, then wait briefly for the client to close, so that our close does not
     // turn into a reset that destroys the alert before the client has read it.

@@ -5,6 +5,7 @@
 #include "clienthello.h"
 #include "event_ptr.h"
 #include "fd.h"
+#include "relay.h"
 #include "route.h"
 
 #include <sys/socket.h>
@@ -19,7 +20,6 @@ struct ConnectionSettings {
     int hello_timeout_s = 10; // -T, counted from the parent's accept()
     bool all_hashed = false; // -a
     std::size_t max_hello = ClientHelloParser::default_max_hello;
-    std::size_t max_buffer = std::size_t { 256 } * 1024; // per direction, before reading pauses
 };
 
 class Connection {
@@ -42,9 +42,7 @@ private:
     static void on_hello_read(bufferevent* bev, void* arg);
     static void on_hello_event(bufferevent* bev, short what, void* arg);
     static void on_deadline(evutil_socket_t, short, void* arg);
-    static void on_forward_read(bufferevent* bev, void* arg);
-    static void on_forward_write(bufferevent* bev, void* arg);
-    static void on_forward_event(bufferevent* bev, short what, void* arg);
+    static void on_relay_done(void* owner, const char* result, const std::string& detail);
     static void on_alert_written(bufferevent* bev, void* arg);
     static void on_linger_read(bufferevent* bev, void* arg);
     static void on_linger_event(bufferevent* bev, short what, void* arg);
@@ -52,24 +50,18 @@ private:
 
     void feed_hello();
     void route_hello();
-    bool connect_backend(const Route& route);
+    void connect_backend(const Route& route);
     void refuse(Alert alert, const char* result, const std::string& detail);
-    void forward(bufferevent* from);
-    void maybe_shutdown(bufferevent* to);
     sockaddr_storage local_address() const;
     void finish(const char* result, const std::string& detail = {}, Alert alert = Alert::none);
-
-    bufferevent* partner(bufferevent* bev) const
-    {
-        return bev == client_.get() ? backend_.get() : client_.get();
-    }
 
     event_base* base_;
     const ConnectionSettings& settings_;
     DoneFn done_;
     void* owner_;
-    BuffereventPtr client_;
-    BuffereventPtr backend_;
+    UniqueFd client_fd_; // until the relay takes it
+    BuffereventPtr client_; // the hello phase (and an alert), on client_fd_
+    std::unique_ptr<Relay> relay_; // the established connection
     EventPtr timer_;
     std::unique_ptr<ClientHelloParser> parser_; // only while the hello is being read
     std::size_t fed_ = 0;
@@ -77,10 +69,6 @@ private:
     sockaddr_storage peer_ {};
     std::string sni_ = "-";
     std::string route_ = "-";
-    std::uint64_t up_ = 0; // client -> backend
-    std::uint64_t down_ = 0; // backend -> client
-    bool client_eof_ = false, backend_eof_ = false; // read side ended
-    bool client_shut_ = false, backend_shut_ = false; // we shut down our writing to it
     bool finished_ = false;
 };
 

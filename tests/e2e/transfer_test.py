@@ -22,6 +22,20 @@ from harness import (DaemonTestCase, client_hello, connect, echo_handler, read_e
 MIB = 1 << 20
 
 
+def children_of(pid):
+    """Processes whose parent is `pid` (the daemon's workers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
 class TransferTest(DaemonTestCase):
     def test_8_mib_each_way_through_real_tls(self):
         size = 8 * MIB
@@ -86,6 +100,51 @@ class TransferTest(DaemonTestCase):
         self.assertEqual(hashlib.sha256(echoed).digest(), hashlib.sha256(data).digest())
         log = d.connection_log(port)
         self.assertEqual((log["result"], log["up"], log["down"]), ("ok", len(data), len(data)))
+
+    def test_slow_backend_gets_every_byte_and_the_worker_stays_small(self):
+        # The client sends far faster than the backend reads: the daemon must pause reading
+        # the client (backpressure) rather than buffer, and deliver every byte in order.
+        size = 24 * MIB
+        pause = threading.Event()
+
+        def slow_reader(c):
+            while True:
+                if not c.recv(64 * 1024):
+                    return
+                time.sleep(0.001)
+
+        backend = self.hosts.raw("example.com", slow_reader)
+        d = self.start_daemon(workers=1)
+        data = client_hello("example.com") + os.urandom(size)
+        peak = [0]
+
+        def watch():
+            while not pause.is_set():
+                for pid in children_of(d.pid):
+                    try:
+                        with open(f"/proc/{pid}/status") as f:
+                            rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+                        peak[0] = max(peak[0], rss)
+                    except (OSError, StopIteration):
+                        pass
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        with connect(d.port, timeout=60) as s:
+            port = s.getsockname()[1]
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(read_to_eof(s, timeout=60), b"")
+        pause.set()
+        watcher.join(5)
+        conn = backend.wait_connections(1)[0]
+        self.assertTrue(conn.eof.wait(30))
+        self.assertEqual(hashlib.sha256(bytes(conn.data)).digest(), hashlib.sha256(data).digest())
+        # Bounded buffering: the worker never held more than a few MiB of the 24 MiB.
+        self.assertLess(peak[0], 12 * 1024, f"worker peak RSS {peak[0]} KiB")
+        log = d.connection_log(port)
+        self.assertEqual((log["result"], log["up"]), ("ok", len(data)))
 
     def test_client_half_close_then_backend_answers(self):
         answer = os.urandom(MIB)

@@ -1,0 +1,166 @@
+// relay.cc: the established connection's data path. Per direction: read what `from` has into
+// the worker's scratch buffer, write it to `to`; if `to` takes less, keep the rest, stop
+// reading `from`, and wait until `to` is writable. End of file is passed on as shutdown(2).
+#include "relay.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace sniproxy {
+
+namespace {
+    // One buffer for every connection of the worker (single-threaded): an idle connection
+    // costs its two sockets and four events, no buffer.
+    constexpr std::size_t scratch_size = 64 * 1024;
+    std::uint8_t scratch[scratch_size];
+
+    // Reads per readiness event before giving other connections their turn.
+    constexpr int reads_per_event = 4;
+} // namespace
+
+Relay::Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, void* owner)
+    : client_(std::move(client))
+    , backend_(std::move(backend))
+    , done_(done)
+    , owner_(owner)
+{
+    for (Direction* d : { &up_, &down_ }) {
+        d->relay = this;
+        d->is_up = d == &up_;
+        d->from = d->is_up ? client_.get() : backend_.get();
+        d->to = d->is_up ? backend_.get() : client_.get();
+        d->readable.reset(event_new(base, d->from, EV_READ | EV_PERSIST, on_readable, d));
+        d->writable.reset(event_new(base, d->to, EV_WRITE, on_writable, d));
+    }
+}
+
+Relay::~Relay() = default;
+
+void Relay::start(std::span<const std::uint8_t> first, std::size_t uncounted)
+{
+    event_add(down_.readable.get(), nullptr);
+    // The hello (and PROXY header) counts as client bytes; reading the client waits until
+    // the backend has taken all of it, so the order on the wire is kept.
+    up_.bytes += first.size() - uncounted;
+    if (write_or_keep(up_, first.data(), first.size()))
+        event_add(up_.readable.get(), nullptr);
+}
+
+void Relay::on_readable(evutil_socket_t, short, void* arg)
+{
+    auto* d = static_cast<Direction*>(arg);
+    d->relay->pump(*d);
+}
+
+void Relay::on_writable(evutil_socket_t, short, void* arg)
+{
+    auto* d = static_cast<Direction*>(arg);
+    d->relay->flush(*d);
+}
+
+// Returns true when everything was written; otherwise keeps the rest, pauses reading `from`
+// and waits for `to` to become writable. A write error ends the relay (and returns false).
+bool Relay::write_or_keep(Direction& d, const std::uint8_t* data, std::size_t len)
+{
+    std::size_t off = 0;
+    while (off < len) {
+        const ssize_t n = send(d.to, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            off += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            fail(d, false, errno);
+            return false;
+        }
+        break;
+    }
+    if (off == len)
+        return true;
+    d.pending_len = len - off;
+    d.pending_off = 0;
+    d.pending = std::make_unique_for_overwrite<std::uint8_t[]>(d.pending_len);
+    std::memcpy(d.pending.get(), data + off, d.pending_len);
+    event_del(d.readable.get());
+    event_add(d.writable.get(), nullptr);
+    return false;
+}
+
+void Relay::pump(Direction& d)
+{
+    for (int i = 0; i < reads_per_event; i++) {
+        const ssize_t n = read(d.from, scratch, scratch_size);
+        if (n == 0)
+            return end_of(d);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                fail(d, true, errno);
+            return;
+        }
+        d.bytes += static_cast<std::size_t>(n);
+        if (!write_or_keep(d, scratch, static_cast<std::size_t>(n)))
+            return; // paused (or failed)
+        if (static_cast<std::size_t>(n) < scratch_size)
+            return; // drained what was there
+    }
+}
+
+void Relay::flush(Direction& d)
+{
+    while (d.pending_off < d.pending_len) {
+        const ssize_t n = send(d.to, d.pending.get() + d.pending_off, d.pending_len - d.pending_off,
+            MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            d.pending_off += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return fail(d, false, errno);
+        event_add(d.writable.get(), nullptr);
+        return;
+    }
+    d.pending.reset();
+    d.pending_len = d.pending_off = 0;
+    if (d.eof)
+        return end_of(d);
+    event_add(d.readable.get(), nullptr);
+}
+
+// `from` has ended: once its bytes are written, pass the end on; when both directions have
+// ended, the relay is done.
+void Relay::end_of(Direction& d)
+{
+    d.eof = true;
+    event_del(d.readable.get());
+    if (d.pending_len > 0)
+        return; // flush() comes back here
+    if (!d.shut) {
+        shutdown(d.to, SHUT_WR);
+        d.shut = true;
+    }
+    if (up_.shut && down_.shut)
+        done_(owner_, "ok", "");
+}
+
+void Relay::fail(Direction& d, bool reading, int err)
+{
+    event_del(up_.readable.get());
+    event_del(down_.readable.get());
+    event_del(up_.writable.get());
+    event_del(down_.writable.get());
+    // Reading fails on the side we read from; writing on the side we write to.
+    const bool client_side = d.is_up == reading;
+    done_(owner_, client_side ? "client-reset" : "backend-reset",
+        std::string("errno=") + std::strerror(err));
+}
+
+} // namespace sniproxy

@@ -1,0 +1,67 @@
+// relay.h: forwarding bytes both ways between the client and the backend once the hello has
+// been replayed. It holds no buffer while a connection is idle: bytes go from one socket to
+// the other through a scratch buffer shared by the whole worker, and only what the receiving
+// socket cannot take right now is kept (and reading that side pauses until it is written).
+#pragma once
+
+#include "event_ptr.h"
+#include "fd.h"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace sniproxy {
+
+class Relay {
+public:
+    // Called once when both directions have ended (result "ok") or one side failed.
+    using DoneFn = void (*)(void* owner, const char* result, const std::string& detail);
+
+    Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, void* owner);
+    ~Relay();
+    Relay(const Relay&) = delete;
+    Relay& operator=(const Relay&) = delete;
+
+    // Sends `first` to the backend (PROXY header, replayed hello), then relays both ways.
+    // The first `uncounted` bytes (the header) are not the client's and are not counted.
+    void start(std::span<const std::uint8_t> first, std::size_t uncounted);
+
+    std::uint64_t up() const { return up_.bytes; } // client -> backend
+    std::uint64_t down() const { return down_.bytes; } // backend -> client
+
+private:
+    struct Direction {
+        int from = -1;
+        int to = -1;
+        EventPtr readable; // on `from`, persistent while we may read
+        EventPtr writable; // on `to`, armed only while bytes are pending
+        std::unique_ptr<std::uint8_t[]> pending; // what `to` could not take yet
+        std::size_t pending_off = 0;
+        std::size_t pending_len = 0;
+        std::uint64_t bytes = 0;
+        bool eof = false; // `from` has ended
+        bool shut = false; // we shut down writing to `to`
+        bool is_up = false;
+        Relay* relay = nullptr;
+    };
+
+    static void on_readable(evutil_socket_t, short, void* arg);
+    static void on_writable(evutil_socket_t, short, void* arg);
+
+    void pump(Direction& d);
+    void flush(Direction& d);
+    bool write_or_keep(Direction& d, const std::uint8_t* data, std::size_t len);
+    void end_of(Direction& d);
+    void fail(Direction& d, bool reading, int err);
+
+    UniqueFd client_;
+    UniqueFd backend_;
+    Direction up_;
+    Direction down_;
+    DoneFn done_;
+    void* owner_;
+};
+
+} // namespace sniproxy
