@@ -453,8 +453,9 @@ class Daemon:
     """sniproxyd -d -v on a free port; its stderr is collected line by line."""
 
     def __init__(self, hosts_dir, workers=2, hello_timeout=5, grace=2, user=WORKER_USER,
-                 host="127.0.0.1", extra_args=(), prefix=(), pass_fds=()):
+                 host="127.0.0.1", extra_args=(), prefix=(), pass_fds=(), binary=None):
         self.hosts_dir = hosts_dir
+        self.binary = binary or SNIPROXYD  # e.g. the installed copy (install_test.py)
         self.workers = workers
         self.hello_timeout = hello_timeout
         self.grace = grace
@@ -481,7 +482,7 @@ class Daemon:
         for _ in range(3):  # a free port can be taken between probe and bind: retry
             self.port = free_port(self.host)
             listen = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-            args = self.prefix + [SNIPROXYD, "-d", "-v", "-H", self.hosts_dir, "-l", listen,
+            args = self.prefix + [self.binary, "-d", "-v", "-H", self.hosts_dir, "-l", listen,
                                   "-w", str(self.workers), "-T", str(self.hello_timeout),
                                   "-g", str(self.grace), "-u", self.user] + self.extra_args
             with self._cond:
