@@ -101,12 +101,27 @@ void Parent::rollover()
 {
     if (stopping_)
         return;
-    // A generation that never became ready is replaced too; it holds no connections.
+    // A generation that never became ready is replaced too: its workers that are not ready
+    // hold no connections and are killed; the ready ones drain while an older generation
+    // still serves. So rapid SIGHUPs leave at most the serving and the newest generation.
+    int ready = 0;
+    bool older_serving = false;
     for (auto& w : workers_) {
-        if (w->generation == generation_ && !w->draining) {
-            w->draining = !w->ready || w->draining;
-            if (!w->ready)
-                kill(w->pid, SIGKILL);
+        ready += w->generation == generation_ && w->ready && !w->draining;
+        older_serving |= w->generation != generation_ && w->ready && !w->draining;
+    }
+    const bool superseded = ready < worker_count_ && older_serving;
+    const std::uint32_t grace = static_cast<std::uint32_t>(options_.grace);
+    for (auto& w : workers_) {
+        if (w->generation != generation_ || w->draining)
+            continue;
+        if (!w->ready) {
+            w->draining = w->superseded = true;
+            kill(w->pid, SIGKILL);
+        } else if (superseded) {
+            w->draining = true;
+            send_message(w->channel.get(), Msg::drain,
+                { reinterpret_cast<const std::uint8_t*>(&grace), sizeof grace });
         }
     }
     generation_++;
@@ -207,9 +222,9 @@ void Parent::reap_children()
 void Parent::worker_exited(std::unique_ptr<Worker> w, int status)
 {
     const bool expected = w->draining || stopping_;
-    const LogLevel level = expected && WIFEXITED(status) && WEXITSTATUS(status) == 0
-        ? LogLevel::debug
-        : LogLevel::err;
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    const bool killed_by_us = w->superseded && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    const LogLevel level = expected && (clean || killed_by_us) ? LogLevel::debug : LogLevel::err;
     logf(level, "worker %d (generation %u) %s%s", static_cast<int>(w->pid), w->generation,
         describe_status(status).c_str(),
         w->inflight && !expected

@@ -49,6 +49,7 @@ private:
         std::size_t inflight = 0; // handed over and not yet reported closed
         bool ready = false;
         bool draining = false;
+        bool superseded = false; // killed by a rollover before it was ready
         std::int64_t started_ns = 0;
     };
     struct Pending {

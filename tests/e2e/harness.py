@@ -678,6 +678,149 @@ def tls_fetch(port, sni, timeout=10):
 
 
 # ---------------------------------------------------------------------------------------
+# Processes and load (lifecycle tests)
+
+def worker_pids(d, parent=None):
+    """Live workers ("sniproxyd: worker ..." title) whose parent is `parent` (d.pid)."""
+    parent = parent or d.pid
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if not f.read().startswith(b"sniproxyd: worker"):
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == parent:
+                    out.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError, ValueError, IndexError):
+            pass
+    return sorted(out)
+
+
+def exited(pid):
+    """The process is gone or a zombie (exited, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):  # gone between open and read: ESRCH
+        return True
+
+
+def open_echo(d, name="example.com", timeout=5):
+    """A connection through the daemon to an echo backend, proven by the echo of its hello."""
+    s = connect(d.port, timeout=timeout)
+    try:
+        hello = client_hello(name)
+        s.sendall(hello)
+        if read_exactly(s, len(hello), timeout) != hello:
+            raise AssertionError("echo of the hello differs")
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+class ClientLoop:
+    """A thread opening short connections back to back to an echo backend, each checked end
+    to end (hello and a payload echoed, then a clean EOF). Counts them and keeps failures."""
+
+    def __init__(self, port, name="example.com", timeout=10):
+        self.port = port
+        self.name = name
+        self.timeout = timeout
+        self.ok = 0
+        self.failures = []  # (time.monotonic(), repr of the error)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                with connect(self.port, timeout=self.timeout) as s:
+                    hello = client_hello(self.name)
+                    payload = os.urandom(512)
+                    s.sendall(hello + payload)
+                    if read_exactly(s, len(hello) + len(payload), self.timeout) != hello + payload:
+                        raise AssertionError("echo differs")
+                    s.shutdown(socket.SHUT_WR)
+                    if read_to_eof(s, self.timeout) != b"":
+                        raise AssertionError("bytes after the echo")
+                self.ok += 1
+            except Exception as e:
+                self.failures.append((time.monotonic(), repr(e)))
+                time.sleep(0.01)
+
+    def wait_ok(self, n, timeout=10):
+        """Waits for `n` more successful connections than now."""
+        target = self.ok + n
+        wait_until(lambda: self.ok >= target, timeout, what=f"{n} more client-loop connections")
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(self.timeout * 3)
+        return self.ok, self.failures
+
+
+class Transfer:
+    """A long echo transfer through the daemon: `size` bytes sent in chunks at a steady pace
+    over about `seconds`, everything read back and compared byte for byte, then a clean EOF.
+    join() returns None when all was well, else what went wrong."""
+
+    def __init__(self, d, size, seconds, name="example.com", chunk=64 << 10):
+        self.sock = open_echo(d, name)
+        self.client_port = self.sock.getsockname()[1]
+        self.data = os.urandom(size)
+        self.seconds = seconds
+        self.chunk = chunk
+        self.received = 0
+        self.error = None
+        self._writer = threading.Thread(target=self._write, daemon=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._writer.start()
+        self._reader.start()
+
+    def _write(self):
+        try:
+            start = time.monotonic()
+            n = len(self.data)
+            for off in range(0, n, self.chunk):
+                due = start + self.seconds * off / n
+                time.sleep(max(0.0, due - time.monotonic()))
+                self.sock.sendall(self.data[off:off + self.chunk])
+            self.sock.shutdown(socket.SHUT_WR)
+        except Exception as e:
+            self.error = self.error or f"write: {e!r}"
+
+    def _read(self):
+        try:
+            self.sock.settimeout(self.seconds + 30)
+            view = memoryview(self.data)
+            while True:
+                d = self.sock.recv(1 << 16)
+                if not d:
+                    break
+                if view[self.received:self.received + len(d)] != d:
+                    raise AssertionError(f"echo differs at offset {self.received}")
+                self.received += len(d)
+            if self.received != len(self.data):
+                raise AssertionError(f"EOF after {self.received} of {len(self.data)} bytes")
+        except Exception as e:
+            self.error = self.error or f"read: {e!r}"
+
+    def join(self, timeout=None):
+        self._writer.join(timeout or self.seconds + 30)
+        self._reader.join(timeout or self.seconds + 30)
+        if self._reader.is_alive():
+            self.error = self.error or "still running"
+        self.sock.close()
+        return self.error
+
+
+# ---------------------------------------------------------------------------------------
 # Test case base class
 
 class DaemonTestCase(unittest.TestCase):

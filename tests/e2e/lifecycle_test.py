@@ -15,6 +15,7 @@ import time
 sys.dont_write_bytecode = True  # keep the source tree clean
 import harness  # noqa: E402
 from harness import DaemonTestCase, client_hello, connect, echo_handler, read_exactly, read_to_eof
+from harness import exited, worker_pids  # noqa: E402
 
 
 def open_echo(d, name="example.com"):
@@ -52,30 +53,6 @@ def holder(pids, inode):
             except FileNotFoundError:
                 pass
     return None
-
-
-def worker_pids(d):
-    out = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if not f.read().startswith(b"sniproxyd: worker"):
-                    continue
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == d.pid:
-                    out.append(int(entry))
-        except (FileNotFoundError, ProcessLookupError, NotADirectoryError, ValueError, IndexError):
-            pass
-    return sorted(out)
-
-
-def exited(pid):
-    """The process is gone or a zombie (exited, not yet reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def state(pid):
