@@ -1,8 +1,13 @@
 // relay.cc: the established connection's data path. Per direction: read what `from` has into
 // the worker's scratch buffer, write it to `to`; if `to` takes less, keep the rest, stop
 // reading `from`, and wait until `to` is writable. End of file is passed on as shutdown(2).
+// A direction whose read once filled a quarter of the scratch buffer is carrying bulk data:
+// from then on it splices `from` -> pipe -> `to`, so its bytes are never copied through
+// user space, and a partial write simply leaves them in the pipe. Small exchanges (the hello,
+// interactive traffic) stay on read/write, which costs fewer system calls for them.
 #include "relay.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +24,13 @@ namespace {
 
     // Reads per readiness event before giving other connections their turn.
     constexpr int reads_per_event = 4;
+
+    // A read this large means bulk data: splice this direction from now on.
+    constexpr std::size_t splice_threshold = scratch_size / 4;
+    // Bytes moved into the pipe per splice: what a default pipe (16 pages) holds, and as
+    // much as one read into scratch, so "less than a chunk" means "drained" either way.
+    constexpr std::size_t splice_chunk = scratch_size;
+    constexpr unsigned splice_flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 } // namespace
 
 Relay::Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, void* owner)
@@ -37,7 +49,11 @@ Relay::Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, v
     }
 }
 
-Relay::~Relay() = default;
+Relay::~Relay()
+{
+    for (Direction* d : { &up_, &down_ })
+        pipe_pool::release(std::move(d->pipe), d->in_pipe == 0);
+}
 
 void Relay::start(std::span<const std::uint8_t> first, std::size_t uncounted)
 {
@@ -91,29 +107,92 @@ bool Relay::write_or_keep(Direction& d, const std::uint8_t* data, std::size_t le
     return false;
 }
 
+// One read from `from`: into the pipe when splicing (and one is free), else into scratch.
+ssize_t Relay::take(Direction& d)
+{
+    if (d.splicing && !d.pipe)
+        d.pipe = pipe_pool::acquire(); // none free: copy this time
+    if (d.pipe)
+        return splice(d.from, nullptr, d.pipe.write_end.get(), nullptr, splice_chunk, splice_flags);
+    return read(d.from, scratch, scratch_size);
+}
+
+// Called on every way out of pump() and flush() that leaves the relay alive: an empty pipe
+// goes back to the pool, so an idle connection holds none.
+void Relay::return_pipe(Direction& d)
+{
+    if (d.pipe && d.in_pipe == 0)
+        pipe_pool::release(std::move(d.pipe), true);
+}
+
 void Relay::pump(Direction& d)
 {
     for (int i = 0; i < reads_per_event; i++) {
-        const ssize_t n = read(d.from, scratch, scratch_size);
-        if (n == 0)
+        const ssize_t n = take(d);
+        if (n == 0) {
+            return_pipe(d);
             return end_of(d);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                fail(d, true, errno);
-            return;
+                return fail(d, true, errno);
+            return return_pipe(d);
         }
-        d.bytes += static_cast<std::size_t>(n);
-        if (!write_or_keep(d, scratch, static_cast<std::size_t>(n)))
-            return; // paused (or failed)
-        if (static_cast<std::size_t>(n) < scratch_size)
-            return; // drained what was there
+        const auto got = static_cast<std::size_t>(n);
+        d.bytes += got;
+        if (d.pipe) {
+            d.in_pipe = got;
+            if (!drain_pipe(d))
+                return; // paused (or failed)
+        } else {
+            if (!write_or_keep(d, scratch, got))
+                return;
+            if (got >= splice_threshold)
+                d.splicing = true;
+        }
+        if (got < scratch_size)
+            return return_pipe(d); // drained what was there
     }
+    return_pipe(d);
+}
+
+// Moves the pipe's bytes to `to`. Returns true when the pipe is empty; otherwise pauses
+// reading `from` until `to` is writable (or the relay failed) and returns false.
+bool Relay::drain_pipe(Direction& d)
+{
+    while (d.in_pipe > 0) {
+        const ssize_t n
+            = splice(d.pipe.read_end.get(), nullptr, d.to, nullptr, d.in_pipe, splice_flags);
+        if (n > 0) {
+            d.in_pipe -= static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            fail(d, false, errno);
+            return false;
+        }
+        event_del(d.readable.get());
+        event_add(d.writable.get(), nullptr);
+        return false;
+    }
+    return true;
 }
 
 void Relay::flush(Direction& d)
 {
+    if (d.in_pipe > 0) {
+        if (!drain_pipe(d))
+            return;
+        return_pipe(d);
+        if (d.eof)
+            return end_of(d);
+        event_add(d.readable.get(), nullptr);
+        return;
+    }
     while (d.pending_off < d.pending_len) {
         const ssize_t n = send(d.to, d.pending.get() + d.pending_off, d.pending_len - d.pending_off,
             MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -141,7 +220,7 @@ void Relay::end_of(Direction& d)
 {
     d.eof = true;
     event_del(d.readable.get());
-    if (d.pending_len > 0)
+    if (d.pending_len > 0 || d.in_pipe > 0)
         return; // flush() comes back here
     if (!d.shut) {
         shutdown(d.to, SHUT_WR);

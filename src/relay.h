@@ -1,11 +1,15 @@
 // relay.h: forwarding bytes both ways between the client and the backend once the hello has
 // been replayed. It holds no buffer while a connection is idle: bytes go from one socket to
-// the other through a scratch buffer shared by the whole worker, and only what the receiving
-// socket cannot take right now is kept (and reading that side pauses until it is written).
+// the other through a scratch buffer shared by the whole worker, or, once a direction carries
+// bulk data, through a pooled pipe with splice(2); only what the receiving socket cannot take
+// right now is kept (and reading that side pauses until it is written).
 #pragma once
 
 #include "event_ptr.h"
 #include "fd.h"
+#include "pipe_pool.h"
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
@@ -40,6 +44,9 @@ private:
         std::unique_ptr<std::uint8_t[]> pending; // what `to` could not take yet
         std::size_t pending_off = 0;
         std::size_t pending_len = 0;
+        Pipe pipe; // while splicing: held only as long as bytes are in it
+        std::size_t in_pipe = 0;
+        bool splicing = false; // this direction has carried a large read: splice from now on
         std::uint64_t bytes = 0;
         bool eof = false; // `from` has ended
         bool shut = false; // we shut down writing to `to`
@@ -52,6 +59,9 @@ private:
 
     void pump(Direction& d);
     void flush(Direction& d);
+    ssize_t take(Direction& d);
+    bool drain_pipe(Direction& d);
+    static void return_pipe(Direction& d);
     bool write_or_keep(Direction& d, const std::uint8_t* data, std::size_t len);
     void end_of(Direction& d);
     void fail(Direction& d, bool reading, int err);

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "options.h"
 #include "parent.h"
+#include "pipe_pool.h"
 #include "sandbox.h"
 #include "spawn.h"
 #include "worker.h"
@@ -97,8 +98,10 @@ std::size_t raise_fd_limit(int configured)
         else
             getrlimit(RLIMIT_NOFILE, &rl);
     }
-    // Two descriptors per connection (client, backend) and a margin for the worker itself.
-    const std::size_t derived = rl.rlim_cur > 128 ? (rl.rlim_cur - 64) / 2 : 32;
+    // Two descriptors per connection (client, backend), after a margin for the worker itself
+    // and the pipes it splices through.
+    constexpr rlim_t margin = 64 + 2 * pipe_pool::max_pipes;
+    const std::size_t derived = rl.rlim_cur > 2 * margin ? (rl.rlim_cur - margin) / 2 : 32;
     return configured > 0 ? std::min<std::size_t>(configured, derived) : derived;
 }
 
