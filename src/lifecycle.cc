@@ -20,6 +20,8 @@ namespace sniproxy {
 namespace {
     constexpr std::int64_t crash_window_ns = 2'000'000'000; // died this young: a crash loop
     constexpr std::int64_t max_respawn_delay_ms = 30'000;
+    // A draining worker enforces the grace itself; the parent steps in this much later.
+    constexpr std::int64_t backstop_margin_s = 2;
 
     std::string describe_status(int status)
     {
@@ -63,19 +65,43 @@ void Parent::check_generation_ready()
     for (auto& w : workers_) {
         if (w->generation == generation_ || w->draining)
             continue;
-        w->draining = true;
-        const std::uint32_t grace = static_cast<std::uint32_t>(options_.grace);
-        send_message(w->channel.get(), Msg::drain,
-            { reinterpret_cast<const std::uint8_t*>(&grace), sizeof grace });
+        drain(*w);
         old += " " + std::to_string(w->pid);
     }
-    if (!old.empty()) {
+    if (!old.empty())
         logf(LogLevel::notice, "generation %u serving; draining old workers:%s", generation_,
             old.c_str());
-        const timeval backstop = ms_to_timeval(std::int64_t { options_.grace } * 1000 + 2000);
-        evtimer_add(kill_event_.get(), &backstop);
-    }
     flush_pending();
+}
+
+// Tells a worker to take no more connections, finish its open ones within the grace and exit;
+// the parent kills it if it is still alive a little after that.
+void Parent::drain(Worker& w)
+{
+    w.draining = true;
+    const std::uint32_t grace = static_cast<std::uint32_t>(options_.grace);
+    send_message(w.channel.get(), Msg::drain,
+        { reinterpret_cast<const std::uint8_t*>(&grace), sizeof grace });
+    w.drain_deadline_ns
+        = monotonic_ns() + (std::int64_t { options_.grace } + backstop_margin_s) * 1'000'000'000;
+    arm_backstop();
+}
+
+// The backstop fires at the earliest deadline of the draining workers (each keeps its own, so
+// SIGHUPs in quick succession postpone nobody's).
+void Parent::arm_backstop()
+{
+    std::int64_t earliest = 0;
+    for (auto& w : workers_)
+        if (w->draining && w->drain_deadline_ns > 0
+            && (earliest == 0 || w->drain_deadline_ns < earliest))
+            earliest = w->drain_deadline_ns;
+    evtimer_del(kill_event_.get());
+    if (earliest == 0)
+        return;
+    const timeval in
+        = ms_to_timeval(std::max<std::int64_t>(0, earliest - monotonic_ns()) / 1'000'000 + 1);
+    evtimer_add(kill_event_.get(), &in);
 }
 
 void Parent::on_signal(evutil_socket_t sig, short, void* arg)
@@ -111,7 +137,6 @@ void Parent::rollover()
         older_serving |= w->generation != generation_ && w->ready && !w->draining;
     }
     const bool superseded = ready < worker_count_ && older_serving;
-    const std::uint32_t grace = static_cast<std::uint32_t>(options_.grace);
     for (auto& w : workers_) {
         if (w->generation != generation_ || w->draining)
             continue;
@@ -119,14 +144,14 @@ void Parent::rollover()
             w->draining = w->superseded = true;
             kill(w->pid, SIGKILL);
         } else if (superseded) {
-            w->draining = true;
-            send_message(w->channel.get(), Msg::drain,
-                { reinterpret_cast<const std::uint8_t*>(&grace), sizeof grace });
+            drain(*w);
         }
     }
     generation_++;
+    // A new generation starts with a clean slate: no pending respawn, no back-off.
+    evtimer_del(respawn_event_.get());
     respawn_needed_ = 0;
-    respawn_delay_ms_ = 0; // a new generation starts with a clean slate
+    respawn_delay_ms_ = 0;
     logf(LogLevel::notice, "SIGHUP: starting generation %u (%d workers)", generation_,
         worker_count_);
     for (int i = 0; i < worker_count_; i++)
@@ -144,18 +169,12 @@ void Parent::stop(bool immediately)
         logf(LogLevel::notice, "stopping: draining %zu worker(s), grace %d s", workers_.size(),
             options_.grace);
     }
-    const std::uint32_t grace = static_cast<std::uint32_t>(options_.grace);
     for (auto& w : workers_) {
         if (immediately)
             kill(w->pid, SIGKILL);
-        else if (!w->draining) {
-            w->draining = true;
-            send_message(w->channel.get(), Msg::drain,
-                { reinterpret_cast<const std::uint8_t*>(&grace), sizeof grace });
-        }
+        else if (!w->draining)
+            drain(*w);
     }
-    const timeval backstop = ms_to_timeval(std::int64_t { options_.grace } * 1000 + 2000);
-    evtimer_add(kill_event_.get(), &backstop);
     if (workers_.empty() || immediately)
         event_base_loopbreak(base_.get());
 }
@@ -188,13 +207,16 @@ void Parent::upgrade()
 void Parent::on_force_kill(evutil_socket_t, short, void* arg)
 {
     auto* self = static_cast<Parent*>(arg);
+    const std::int64_t now = monotonic_ns();
     for (auto& w : self->workers_) {
-        if (w->draining) {
+        if (w->draining && w->drain_deadline_ns > 0 && w->drain_deadline_ns <= now) {
             logf(LogLevel::warning, "worker %d still running after the grace: killing it",
                 static_cast<int>(w->pid));
             kill(w->pid, SIGKILL);
+            w->drain_deadline_ns = 0; // killed once; reaped soon
         }
     }
+    self->arm_backstop();
 }
 
 void Parent::reap_children()

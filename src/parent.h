@@ -51,6 +51,7 @@ private:
         bool draining = false;
         bool superseded = false; // killed by a rollover before it was ready
         std::int64_t started_ns = 0;
+        std::int64_t drain_deadline_ns = 0; // when draining: killed if still alive then
     };
     struct Pending {
         UniqueFd fd;
@@ -77,6 +78,8 @@ private:
     void worker_exited(std::unique_ptr<Worker> w, int status);
     void check_generation_ready();
     void rollover();
+    void drain(Worker& w);
+    void arm_backstop();
     void stop(bool immediately);
     void upgrade();
 
@@ -93,7 +96,7 @@ private:
     std::deque<Pending> pending_;
     EventPtr resume_event_; // re-enables accept after EMFILE
     EventPtr respawn_event_;
-    EventPtr kill_event_; // the grace backstop
+    EventPtr kill_event_; // the grace backstop: armed for the earliest drain deadline
     unsigned generation_ = 0;
     pid_t upgrade_child_ = -1; // the new binary started by SIGUSR2, until it takes over
     int respawn_needed_ = 0;

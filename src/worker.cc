@@ -74,6 +74,11 @@ namespace {
         event_add(channel_event_.get(), nullptr);
         if (send_message(channel_, Msg::ready) != 0)
             return 1;
+        // Logged after the ready message, so that whoever reads "ready" in the log can rely
+        // on the parent already counting this worker as ready.
+        logf(LogLevel::debug, "worker: generation %u ready (%s)", options_.worker.generation,
+            options_.worker.jail ? "chroot, unprivileged user, seccomp"
+                                 : "no chroot (not root), seccomp");
         event_base_dispatch(base_.get());
         connections_.clear();
         log_set_sink(nullptr);
@@ -246,8 +251,6 @@ int worker_main(const Options& o)
     }
     if (!enter_sandbox(o))
         return 1;
-    logf(LogLevel::debug, "worker: generation %u ready (%s)", o.worker.generation,
-        o.worker.jail ? "chroot, unprivileged user, seccomp" : "no chroot (not root), seccomp");
     Worker worker(o, std::move(base));
     return worker.run();
 }

@@ -201,6 +201,26 @@ class SupervisionTest(DaemonTestCase):
             pass
         wait_until(lambda: all(exited(p) for p in workers), 5, what="the workers to be gone")
 
+    def test_a_hung_draining_worker_is_killed_after_the_grace_despite_more_sighups(self):
+        # A stopped (hung) worker cannot enforce its own grace: the parent's backstop must,
+        # at grace + 2 s after that worker started draining, however many rollovers follow.
+        self.hosts.raw("example.com", echo_handler)
+        d = self.start_daemon(workers=1, grace=1)
+        d.expected_problems = [r"still running after the grace", r"killed by signal 9"]
+        (hung,) = worker_pids(d)
+        os.kill(hung, signal.SIGSTOP)
+        self.addCleanup(lambda: exited(hung) or os.kill(hung, signal.SIGCONT))
+        start = time.monotonic()
+        d.signal(signal.SIGHUP)
+        while time.monotonic() - start < 6 and not exited(hung):
+            time.sleep(0.7)
+            d.signal(signal.SIGHUP)  # each rollover must not postpone the first one's backstop
+        self.assertTrue(exited(hung), "the hung worker outlived grace + 2 s by far")
+        self.assertLess(time.monotonic() - start, 5)
+        d.wait_lines(lambda l: f"worker {hung} still running after the grace" in l, timeout=5)
+        s = open_echo(d)  # still serving
+        s.close()
+
     def test_workers_exit_when_the_parent_dies(self):
         self.hosts.raw("example.com", echo_handler)
         d = self.start_daemon(workers=2, grace=30)
