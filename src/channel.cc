@@ -1,6 +1,7 @@
 // channel.cc: sendmsg/recvmsg with SCM_RIGHTS for the worker channel.
 #include "channel.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -43,11 +44,48 @@ int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> pa
     }
 }
 
-int send_connection(int channel, int client_fd, std::int64_t accepted_ns)
+namespace {
+    std::size_t address_size(const sockaddr_storage& a)
+    {
+        switch (a.ss_family) {
+        case AF_INET:
+            return sizeof(sockaddr_in);
+        case AF_INET6:
+            return sizeof(sockaddr_in6);
+        default:
+            return 0;
+        }
+    }
+} // namespace
+
+// Payload: the accept time (8 bytes), then the peer's sockaddr_in or sockaddr_in6, if known.
+int send_connection(int channel, int client_fd, const ConnectionInfo& info)
 {
-    std::uint8_t payload[sizeof accepted_ns];
-    std::memcpy(payload, &accepted_ns, sizeof accepted_ns);
-    return send_message_with_fd(channel, Msg::connection, payload, client_fd);
+    std::uint8_t payload[sizeof info.accepted_ns + sizeof info.peer];
+    std::memcpy(payload, &info.accepted_ns, sizeof info.accepted_ns);
+    const std::size_t peer_len = address_size(info.peer);
+    std::memcpy(payload + sizeof info.accepted_ns, &info.peer, peer_len);
+    return send_message_with_fd(channel, Msg::connection,
+        { payload, sizeof info.accepted_ns + peer_len }, client_fd);
+}
+
+bool parse_connection(const Received& m, ConnectionInfo& out)
+{
+    out = {};
+    if (m.type != Msg::connection || m.payload_len < sizeof out.accepted_ns)
+        return false;
+    std::memcpy(&out.accepted_ns, m.payload, sizeof out.accepted_ns);
+    const std::size_t peer_len = m.payload_len - sizeof out.accepted_ns;
+    if (peer_len == 0)
+        return true;
+    if (peer_len > sizeof out.peer)
+        return false;
+    std::memcpy(&out.peer, m.payload + sizeof out.accepted_ns, peer_len);
+    if (address_size(out.peer) != peer_len) { // a family that does not match the length
+        out.peer = {};
+        return false;
+    }
+    return true;
 }
 
 int send_message(int channel, Msg type, std::span<const std::uint8_t> payload)

@@ -5,6 +5,8 @@
 
 #include "fd.h"
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -21,8 +23,16 @@ enum class Msg : std::uint8_t {
 
 constexpr std::size_t max_message = 1024;
 
+// What the parent knows of a connection it hands over: when accept() returned (the hello
+// deadline counts from then) and the client's address (from accept(), so the worker need not
+// ask the kernel again). peer.ss_family is AF_UNSPEC when unknown.
+struct ConnectionInfo {
+    std::int64_t accepted_ns = 0;
+    sockaddr_storage peer {};
+};
+
 // Each returns 0 or an errno value (EAGAIN: the channel is full right now).
-int send_connection(int channel, int client_fd, std::int64_t accepted_ns);
+int send_connection(int channel, int client_fd, const ConnectionInfo& info);
 int send_message(int channel, Msg type, std::span<const std::uint8_t> payload = {});
 // Any message with a descriptor attached (fd < 0: none). Only connection messages carry
 // one; the others exist so that tests can play a misbehaving peer.
@@ -36,6 +46,9 @@ struct Received {
     std::size_t payload_len = 0;
     UniqueFd fd; // set for connection messages only
 };
+
+// The ConnectionInfo of a connection message; false if its payload is malformed.
+bool parse_connection(const Received& m, ConnectionInfo& out);
 
 // Receives one message without blocking. `invalid` covers truncation, a descriptor on a
 // message that should not carry one (closed at once) or a missing one.

@@ -49,17 +49,19 @@ namespace {
 } // namespace
 
 Connection::Connection(event_base* base, const ConnectionSettings& settings, UniqueFd client,
-    std::int64_t accepted_ns, DoneFn done, void* owner)
+    const ConnectionInfo& info, DoneFn done, void* owner)
     : base_(base)
     , settings_(settings)
     , done_(done)
     , owner_(owner)
-    , accepted_ns_(accepted_ns)
+    , accepted_ns_(info.accepted_ns)
+    , peer_(info.peer)
 {
-    socklen_t len = sizeof peer_;
-    getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer_), &len);
-    const int one = 1;
-    setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (peer_.ss_family == AF_UNSPEC) { // the parent did not say
+        socklen_t len = sizeof peer_;
+        getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer_), &len);
+    }
+    // TCP_NODELAY comes from the listening socket (Linux copies it to accepted ones).
     client_fd_ = std::move(client);
     // The bufferevent serves the hello (and an alert); the fd stays ours for the relay.
     client_.reset(bufferevent_socket_new(base, client_fd_.get(), 0));

@@ -2,6 +2,7 @@
 // ClientHello to the close of both directions. See connection.cc for the life cycle.
 #pragma once
 
+#include "channel.h"
 #include "clienthello.h"
 #include "event_ptr.h"
 #include "fd.h"
@@ -28,7 +29,7 @@ public:
     using DoneFn = void (*)(void* owner, Connection* self);
 
     Connection(event_base* base, const ConnectionSettings& settings, UniqueFd client,
-        std::int64_t accepted_ns, DoneFn done, void* owner);
+        const ConnectionInfo& info, DoneFn done, void* owner);
     ~Connection();
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;

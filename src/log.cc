@@ -11,10 +11,11 @@ namespace sniproxy {
 namespace {
     int g_verbosity = 0;
     LogSink g_sink;
+    pid_t g_pid = 0; // ours when logging to stderr began (not a system call per line)
 
     void stderr_sink(LogLevel, std::string_view message)
     {
-        std::fprintf(stderr, "sniproxyd[%d]: %.*s\n", static_cast<int>(getpid()),
+        std::fprintf(stderr, "sniproxyd[%d]: %.*s\n", static_cast<int>(g_pid),
             static_cast<int>(message.size()), message.data());
     }
 } // namespace
@@ -36,6 +37,7 @@ void log_set_sink(LogSink sink)
 
 void log_to_stderr()
 {
+    g_pid = getpid();
     g_sink = stderr_sink;
 }
 

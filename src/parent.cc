@@ -34,6 +34,10 @@ Parent::Parent(const Options& options, Invocation invocation, std::vector<Unique
 {
     event_config* cfg = event_config_new();
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    // Coalesces the epoll_ctl calls of one loop iteration: a descriptor handed from one
+    // event to another (hello -> relay) costs no system call. We never dup() descriptors
+    // that are registered, the one case the changelist gets wrong.
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     base_.reset(event_base_new_with_config(cfg));
     event_config_free(cfg);
 }
@@ -112,7 +116,10 @@ void Parent::on_accept(evutil_socket_t fd, short, void* arg)
 void Parent::accept_batch(int listener)
 {
     for (int i = 0; i < accept_batch_max && accepting_; i++) {
-        UniqueFd fd(accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        ConnectionInfo info;
+        socklen_t len = sizeof info.peer;
+        UniqueFd fd(accept4(listener, reinterpret_cast<sockaddr*>(&info.peer), &len,
+            SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!fd) {
             const int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)
@@ -133,7 +140,8 @@ void Parent::accept_batch(int listener)
             continue;
         }
         fd_exhausted_logged_ = false;
-        if (!dispatch(fd, monotonic_ns()))
+        info.accepted_ns = monotonic_ns();
+        if (!dispatch(fd, info))
             break;
     }
 }
@@ -158,10 +166,10 @@ Parent::Worker* Parent::least_loaded()
 // Hands the connection to the least-loaded worker; a full channel means the next one is
 // tried. Our copy is closed only after a send succeeded. If no worker can take it now, it
 // waits in `pending_` and accepting pauses: nothing is dropped.
-bool Parent::dispatch(UniqueFd& fd, std::int64_t accepted_ns)
+bool Parent::dispatch(UniqueFd& fd, const ConnectionInfo& info)
 {
     while (Worker* w = least_loaded()) {
-        const int err = send_connection(w->channel.get(), fd.get(), accepted_ns);
+        const int err = send_connection(w->channel.get(), fd.get(), info);
         if (err == 0) {
             w->inflight++;
             fd.reset();
@@ -177,7 +185,7 @@ bool Parent::dispatch(UniqueFd& fd, std::int64_t accepted_ns)
             static_cast<int>(w->pid), std::strerror(err));
         w->ready = false;
     }
-    pending_.push_back({ std::move(fd), accepted_ns });
+    pending_.push_back({ std::move(fd), info });
     update_accepting();
     return false;
 }
@@ -187,7 +195,7 @@ void Parent::flush_pending()
     while (!pending_.empty()) {
         Pending p = std::move(pending_.front());
         pending_.pop_front();
-        if (!dispatch(p.fd, p.accepted_ns)) {
+        if (!dispatch(p.fd, p.info)) {
             // dispatch queued it at the back; keep the order of arrival.
             pending_.push_front(std::move(pending_.back()));
             pending_.pop_back();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "event_ptr.h"
+#include "channel.h"
 #include "fd.h"
 #include "options.h"
 
@@ -55,7 +56,7 @@ private:
     };
     struct Pending {
         UniqueFd fd;
-        std::int64_t accepted_ns;
+        ConnectionInfo info;
     };
 
     static void on_accept(evutil_socket_t fd, short, void* arg);
@@ -68,7 +69,7 @@ private:
 
     bool spawn_worker(unsigned generation);
     void accept_batch(int listener);
-    bool dispatch(UniqueFd& fd, std::int64_t accepted_ns);
+    bool dispatch(UniqueFd& fd, const ConnectionInfo& info);
     Worker* least_loaded();
     void flush_pending();
     void set_accepting(bool on);

@@ -222,12 +222,13 @@ void Relay::end_of(Direction& d)
     event_del(d.readable.get());
     if (d.pending_len > 0 || d.in_pipe > 0)
         return; // flush() comes back here
+    Direction& other = d.is_up ? down_ : up_;
+    if (other.shut) // both ended: closing the sockets (our owner does) passes the end on
+        return done_(owner_, "ok", "");
     if (!d.shut) {
         shutdown(d.to, SHUT_WR);
         d.shut = true;
     }
-    if (up_.shut && down_.shut)
-        done_(owner_, "ok", "");
 }
 
 void Relay::fail(Direction& d, bool reading, int err)

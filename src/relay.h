@@ -20,7 +20,8 @@ namespace sniproxy {
 
 class Relay {
 public:
-    // Called once when both directions have ended (result "ok") or one side failed.
+    // Called once when both directions have ended (result "ok") or one side failed. The owner
+    // then destroys the relay: closing the sockets is what passes the last end of file on.
     using DoneFn = void (*)(void* owner, const char* result, const std::string& detail);
 
     Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, void* owner);

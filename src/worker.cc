@@ -107,11 +107,10 @@ namespace {
             case Recv::message:
                 break;
             }
-            if (m.type == Msg::connection && m.payload_len == sizeof(std::int64_t)) {
-                std::int64_t accepted_ns;
-                std::memcpy(&accepted_ns, m.payload, sizeof accepted_ns);
+            ConnectionInfo info;
+            if (m.type == Msg::connection && parse_connection(m, info)) {
                 auto c = std::make_unique<Connection>(
-                    base_.get(), settings_, std::move(m.fd), accepted_ns, on_connection_done, this);
+                    base_.get(), settings_, std::move(m.fd), info, on_connection_done, this);
                 Connection* raw = c.get();
                 connections_.emplace(raw, std::move(c));
                 raw->start();
@@ -243,6 +242,10 @@ int worker_main(const Options& o)
     // Everything that needs the outside world is opened before the jail.
     event_config* cfg = event_config_new();
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    // Coalesces the epoll_ctl calls of one loop iteration: a descriptor handed from one
+    // event to another (hello -> relay) costs no system call. We never dup() descriptors
+    // that are registered, the one case the changelist gets wrong.
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     EventBasePtr base(event_base_new_with_config(cfg));
     event_config_free(cfg);
     if (!base) {

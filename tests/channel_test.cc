@@ -3,7 +3,9 @@
 #include "catch.h"
 #include "channel.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,22 +34,63 @@ bool same_file(int x, int y)
 }
 } // namespace
 
-TEST_CASE("a connection message carries its descriptor and timestamp")
+TEST_CASE("a connection message carries its descriptor, timestamp and client address")
 {
     Pair p;
     UniqueFd file(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    REQUIRE(send_connection(p.a.get(), file.get(), 123456789) == 0);
+    ConnectionInfo sent;
+    sent.accepted_ns = 123456789;
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&sent.peer);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(50123);
+    inet_pton(AF_INET6, "2001:db8::7", &in6->sin6_addr);
+    REQUIRE(send_connection(p.a.get(), file.get(), sent) == 0);
     Received m;
     REQUIRE(receive_message(p.b.get(), m) == Recv::message);
     CHECK(m.type == Msg::connection);
-    REQUIRE(m.payload_len == 8);
-    std::int64_t ts;
-    std::memcpy(&ts, m.payload, 8);
-    CHECK(ts == 123456789);
+    CHECK(m.payload_len == 8 + sizeof(sockaddr_in6));
+    ConnectionInfo got;
+    REQUIRE(parse_connection(m, got));
+    CHECK(got.accepted_ns == 123456789);
+    CHECK(std::memcmp(&got.peer, &sent.peer, sizeof(sockaddr_in6)) == 0);
     REQUIRE(m.fd);
     CHECK(same_file(m.fd.get(), file.get()));
     CHECK((fcntl(m.fd.get(), F_GETFD) & FD_CLOEXEC)); // MSG_CMSG_CLOEXEC
     CHECK(receive_message(p.b.get(), m) == Recv::again);
+}
+
+TEST_CASE("connection payloads: address optional, lengths must match the family")
+{
+    Received m;
+    m.type = Msg::connection;
+    const std::int64_t ts = 42;
+    std::memcpy(m.payload, &ts, 8);
+    ConnectionInfo info;
+    m.payload_len = 8; // no address: the worker asks the kernel
+    REQUIRE(parse_connection(m, info));
+    CHECK(info.accepted_ns == 42);
+    CHECK(info.peer.ss_family == AF_UNSPEC);
+    m.payload_len = 7;
+    CHECK_FALSE(parse_connection(m, info));
+    sockaddr_in in {};
+    in.sin_family = AF_INET;
+    std::memcpy(m.payload + 8, &in, sizeof in);
+    m.payload_len = 8 + sizeof in;
+    CHECK(parse_connection(m, info));
+    CHECK(info.peer.ss_family == AF_INET);
+    m.payload_len = 8 + sizeof in - 1; // truncated
+    CHECK_FALSE(parse_connection(m, info));
+    CHECK(info.peer.ss_family == AF_UNSPEC);
+    sockaddr_in6 in6 {};
+    in6.sin6_family = AF_INET; // claims IPv4 with an IPv6-sized body
+    std::memcpy(m.payload + 8, &in6, sizeof in6);
+    m.payload_len = 8 + sizeof in6;
+    CHECK_FALSE(parse_connection(m, info));
+    m.payload_len = 8 + sizeof(sockaddr_storage) + 1;
+    CHECK_FALSE(parse_connection(m, info));
+    m.type = Msg::log;
+    m.payload_len = 8;
+    CHECK_FALSE(parse_connection(m, info));
 }
 
 TEST_CASE("plain messages, end of file")

@@ -82,9 +82,13 @@ int open_fds()
     return n;
 }
 
+// Plays the relay's owner (a Connection): records the result and destroys the relay, which
+// closes both sockets.
 struct Outcome {
+    std::unique_ptr<Relay> relay;
     bool done = false;
     std::string result;
+    std::uint64_t up = 0, down = 0;
 };
 
 void on_done(void* owner, const char* result, const std::string&)
@@ -92,6 +96,9 @@ void on_done(void* owner, const char* result, const std::string&)
     auto* o = static_cast<Outcome*>(owner);
     o->done = true;
     o->result = result;
+    o->up = o->relay->up();
+    o->down = o->relay->down();
+    o->relay.reset();
 }
 
 // Runs the loop until the relay reports (or 20 s pass, which fails the test).
@@ -121,11 +128,12 @@ TEST_CASE("bulk data crosses byte-exact both ways at once, and half-close is pas
     const auto up = random_bytes(6 << 20, 1);
     const auto down = random_bytes(5 << 20, 2);
     {
-        Relay relay(base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
+        o.relay = std::make_unique<Relay>(
+            base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
         const std::vector<std::uint8_t> header = { 'P', 'R' };
         std::vector<std::uint8_t> first = header;
         first.insert(first.end(), hello.begin(), hello.end());
-        relay.start(first, header.size());
+        o.relay->start(first, header.size());
 
         std::vector<std::uint8_t> at_backend, at_client;
         std::thread t1([&] { write_all(client.ours.get(), up, true); });
@@ -145,9 +153,9 @@ TEST_CASE("bulk data crosses byte-exact both ways at once, and half-close is pas
         CHECK(at_backend == expected);
         REQUIRE(at_client.size() == down.size());
         CHECK(at_client == down);
-        CHECK(relay.up() == hello.size() + up.size()); // the header is not the client's
-        CHECK(relay.down() == down.size());
-        // Bulk data went through pipes, and none is held by the idle, finished relay.
+        CHECK(o.up == hello.size() + up.size()); // the header is not the client's
+        CHECK(o.down == down.size());
+        // Bulk data went through pipes, and none is held by the finished relay.
         CHECK(pipe_pool::open_pipes() > 0);
     }
     client.ours.reset();
@@ -163,8 +171,9 @@ TEST_CASE("a backend that stops reading pauses the client side; nothing is lost"
     Pair client, backend;
     Outcome o;
     const auto up = random_bytes(3 << 20, 3);
-    Relay relay(base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
-    relay.start({}, 0);
+    o.relay = std::make_unique<Relay>(
+        base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
+    o.relay->start({}, 0);
     shutdown(backend.ours.get(), SHUT_WR); // the backend sends nothing
     std::thread writer([&] { write_all(client.ours.get(), up, true); });
     // Let the relay fill every buffer on the way while the backend reads nothing.
@@ -173,7 +182,8 @@ TEST_CASE("a backend that stops reading pauses the client side; nothing is lost"
         event_base_loopexit(base.get(), &ms);
         event_base_dispatch(base.get());
     }
-    CHECK(relay.up() < up.size()); // stalled: reading the client waits for the backend
+    REQUIRE(o.relay);
+    CHECK(o.relay->up() < up.size()); // stalled: reading the client waits for the backend
     std::vector<std::uint8_t> at_backend;
     std::thread reader([&] { at_backend = read_to_eof(backend.ours.get(), true); });
     run_until_done(base.get(), o);
@@ -190,8 +200,9 @@ TEST_CASE("a backend reset while bulk data flows ends the relay as backend-reset
     Pair client, backend;
     Outcome o;
     const auto up = random_bytes(8 << 20, 4);
-    Relay relay(base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
-    relay.start({}, 0);
+    o.relay = std::make_unique<Relay>(
+        base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
+    o.relay->start({}, 0);
     std::thread writer([&] { write_all(client.ours.get(), up, false); });
     pollfd p { backend.ours.get(), POLLIN, 0 };
     for (int i = 0; i < 5000 && poll(&p, 1, 0) == 0; i++) {

@@ -346,7 +346,7 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
 
         // The parent's channel, through the real channel code: a client fd, then a log record.
         int available = 0;
-        child_check(out, send_connection(channel[0], fd, 42) == 0, "send_connection");
+        child_check(out, send_connection(channel[0], fd, ConnectionInfo { 42, {} }) == 0, "send_connection");
         child_check(out, ioctl(channel[1], FIONREAD, &available) == 0, "ioctl(FIONREAD)");
         {
             Received m;
