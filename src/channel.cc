@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -65,8 +66,8 @@ int send_connection(int channel, int client_fd, const ConnectionInfo& info)
     std::memcpy(payload, &info.accepted_ns, sizeof info.accepted_ns);
     const std::size_t peer_len = address_size(info.peer);
     std::memcpy(payload + sizeof info.accepted_ns, &info.peer, peer_len);
-    return send_message_with_fd(channel, Msg::connection,
-        { payload, sizeof info.accepted_ns + peer_len }, client_fd);
+    return send_message_with_fd(
+        channel, Msg::connection, { payload, sizeof info.accepted_ns + peer_len }, client_fd);
 }
 
 bool parse_connection(const Received& m, ConnectionInfo& out)
@@ -86,6 +87,36 @@ bool parse_connection(const Received& m, ConnectionInfo& out)
         return false;
     }
     return true;
+}
+
+int send_messages(int channel, std::span<const Outgoing> messages)
+{
+    const std::size_t n = std::min(messages.size(), max_batch);
+    std::uint8_t types[max_batch];
+    iovec iov[max_batch][2];
+    mmsghdr msgs[max_batch] = {};
+    for (std::size_t i = 0; i < n; i++) {
+        if (messages[i].payload.size() + 1 > max_message) {
+            errno = EMSGSIZE;
+            return -1;
+        }
+        types[i] = static_cast<std::uint8_t>(messages[i].type);
+        iov[i][0] = { &types[i], 1 };
+        iov[i][1]
+            = { const_cast<std::uint8_t*>(messages[i].payload.data()), messages[i].payload.size() };
+        msgs[i].msg_hdr.msg_iov = iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 2;
+    }
+    for (;;) {
+        const int sent
+            = sendmmsg(channel, msgs, static_cast<unsigned>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent >= 0)
+            return sent;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
 }
 
 int send_message(int channel, Msg type, std::span<const std::uint8_t> payload)

@@ -34,6 +34,15 @@ struct ConnectionInfo {
 // Each returns 0 or an errno value (EAGAIN: the channel is full right now).
 int send_connection(int channel, int client_fd, const ConnectionInfo& info);
 int send_message(int channel, Msg type, std::span<const std::uint8_t> payload = {});
+// Several messages without descriptors in one system call (sendmmsg), in order. Returns how
+// many the channel took (fewer than asked when it filled up; 0 and errno EAGAIN when it was
+// full), or -1 with errno set on another error.
+struct Outgoing {
+    Msg type {};
+    std::span<const std::uint8_t> payload;
+};
+constexpr std::size_t max_batch = 64;
+int send_messages(int channel, std::span<const Outgoing> messages);
 // Any message with a descriptor attached (fd < 0: none). Only connection messages carry
 // one; the others exist so that tests can play a misbehaving peer.
 int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> payload, int fd);

@@ -33,7 +33,9 @@ namespace {
     constexpr const char* allowed_syscalls[] = {
         // The parent's socketpair: client fds arrive by recvmsg(SCM_RIGHTS), log records
         // leave by send/sendmsg (glibc's send/recv are sendto/recvfrom).
-        "recvmsg", "sendmsg", "sendto", "recvfrom", "send", "recv",
+        "recvmsg", "sendmsg", "sendmmsg", "sendto", "recvfrom", "send", "recv",
+        // Waiting for room in the channel for the last log records before exit.
+        "poll", "ppoll",
         // Forwarding bytes between client and backend, half-close, the splice fast path.
         "read", "readv", "write", "writev", "shutdown", "close", "splice", "pipe2",
         // Connecting to the backend's Unix socket and checking how that went (connect is

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "sandbox.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@ namespace {
         void read_channel();
         void send_log(LogLevel level, std::string_view text);
         void flush_queue();
+        void flush_at_exit();
         void start_drain(std::uint32_t grace_s);
 
         const Options& options_;
@@ -81,6 +83,7 @@ namespace {
                                  : "no chroot (not root), seccomp");
         event_base_dispatch(base_.get());
         connections_.clear();
+        flush_at_exit();
         log_set_sink(nullptr);
         return 0;
     }
@@ -158,16 +161,12 @@ namespace {
             event_base_loopexit(self->base_.get(), nullptr);
     }
 
+    // Records wait for the end of the loop iteration and leave together (flush_queue), so a
+    // busy worker wakes the parent once per batch rather than once per connection.
     void Worker::send_log(LogLevel level, std::string_view text)
     {
         std::string record(1, static_cast<char>(level));
         record.append(text.substr(0, max_message - 2));
-        if (queue_.empty()) {
-            const int err = send_message(channel_, Msg::log,
-                { reinterpret_cast<const std::uint8_t*>(record.data()), record.size() });
-            if (err != EAGAIN)
-                return;
-        }
         if (queue_.size() >= max_queued_logs) {
             dropped_logs_++;
             return;
@@ -182,21 +181,31 @@ namespace {
         static_cast<Worker*>(arg)->flush_queue();
     }
 
+    // Sends the queued log records, then the count of closed connections, in batches of one
+    // sendmmsg each, until done or the channel is full (then the next writable event resumes).
     void Worker::flush_queue()
     {
-        while (!queue_.empty()) {
-            const std::string& r = queue_.front();
-            const int err = send_message(
-                channel_, Msg::log, { reinterpret_cast<const std::uint8_t*>(r.data()), r.size() });
-            if (err == EAGAIN)
-                break;
-            queue_.pop_front();
-        }
-        if (closed_unreported_ > 0) {
-            std::uint8_t payload[sizeof closed_unreported_];
-            std::memcpy(payload, &closed_unreported_, sizeof payload);
-            if (send_message(channel_, Msg::closed, payload) == 0)
+        while (!queue_.empty() || closed_unreported_ > 0) {
+            Outgoing batch[max_batch];
+            std::size_t n = 0;
+            for (; n < queue_.size() && n + 1 < max_batch; n++)
+                batch[n] = { Msg::log,
+                    { reinterpret_cast<const std::uint8_t*>(queue_[n].data()), queue_[n].size() } };
+            std::uint8_t closed[sizeof closed_unreported_];
+            std::memcpy(closed, &closed_unreported_, sizeof closed);
+            const bool with_closed = n == queue_.size() && closed_unreported_ > 0;
+            if (with_closed)
+                batch[n++] = { Msg::closed, closed };
+            const int sent = send_messages(channel_, { batch, n });
+            if (sent <= 0)
+                break; // full (or the parent is gone: the channel's read side will tell)
+            const std::size_t logs_sent
+                = std::min<std::size_t>(static_cast<std::size_t>(sent), queue_.size());
+            queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(logs_sent));
+            if (with_closed && static_cast<std::size_t>(sent) == n)
                 closed_unreported_ = 0;
+            if (static_cast<std::size_t>(sent) < n)
+                break;
         }
         if (queue_.empty() && dropped_logs_ > 0) {
             const std::size_t n = std::exchange(dropped_logs_, 0);
@@ -204,6 +213,17 @@ namespace {
         }
         if (!queue_.empty() || closed_unreported_ > 0)
             event_add(flush_event_.get(), nullptr);
+    }
+
+    // The last records before exit: wait (briefly) for room in the channel rather than lose them.
+    void Worker::flush_at_exit()
+    {
+        for (int i = 0; i < 100 && (!queue_.empty() || closed_unreported_ > 0); i++) {
+            flush_queue();
+            pollfd p { channel_, POLLOUT, 0 };
+            if (!queue_.empty() && poll(&p, 1, 10) < 0)
+                break;
+        }
     }
 
     // Every privilege step is checked; a failure ends this worker with a clear message.

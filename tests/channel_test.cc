@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
 using namespace sniproxy;
 
@@ -91,6 +92,39 @@ TEST_CASE("connection payloads: address optional, lengths must match the family"
     m.type = Msg::log;
     m.payload_len = 8;
     CHECK_FALSE(parse_connection(m, info));
+}
+
+TEST_CASE("a batch of messages leaves in order with one call; a full channel takes part of it")
+{
+    Pair p;
+    const std::uint8_t a[] = { 6, 'a' }, b[] = { 6, 'b', 'b' }, closed[] = { 3, 0, 0, 0 };
+    const Outgoing batch[] = { { Msg::log, a }, { Msg::log, b }, { Msg::closed, closed } };
+    REQUIRE(send_messages(p.a.get(), batch) == 3);
+    Received m;
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    CHECK((m.type == Msg::log && m.payload_len == 2 && m.payload[1] == 'a'));
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    CHECK((m.type == Msg::log && m.payload_len == 3 && m.payload[2] == 'b'));
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    CHECK((m.type == Msg::closed && m.payload_len == 4 && m.payload[0] == 3));
+    CHECK(receive_message(p.b.get(), m) == Recv::again);
+
+    // Fill the channel: the batch is cut where it filled, and nothing is sent twice.
+    std::vector<std::uint8_t> big(max_message - 1, 'x');
+    std::vector<Outgoing> many(max_batch, Outgoing { Msg::log, big });
+    int total = 0;
+    for (int i = 0; i < 1000; i++) {
+        const int sent = send_messages(p.a.get(), many);
+        REQUIRE(sent >= 0);
+        total += sent;
+        if (sent < static_cast<int>(many.size()))
+            break;
+    }
+    CHECK(send_messages(p.a.get(), many) == 0); // full
+    int received = 0;
+    while (receive_message(p.b.get(), m) == Recv::message)
+        received++;
+    CHECK(received == total);
 }
 
 TEST_CASE("plain messages, end of file")

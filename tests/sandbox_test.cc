@@ -12,6 +12,7 @@
 #include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -360,6 +361,15 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
             child_check(out, receive_message(channel[1], m) == Recv::message && m.payload_len == 4,
                 "receive_message (log)");
         }
+        const Outgoing batch[] = { { Msg::log, record }, { Msg::log, record } };
+        child_check(out, send_messages(channel[0], batch) == 2, "send_messages (sendmmsg)");
+        for (int i = 0; i < 2; i++) {
+            Received m;
+            child_check(out, receive_message(channel[1], m) == Recv::message && m.payload_len == 4,
+                "receive_message (batched log)");
+        }
+        pollfd room { channel[0], POLLOUT, 0 };
+        child_check(out, poll(&room, 1, 0) == 1, "poll (room in the channel)");
         child_check(out, close(fd) == 0, "close(backend)");
 
         // The event loop.
