@@ -1,6 +1,6 @@
 // relay.h: forwarding bytes both ways between the client and the backend once the hello has
 // been replayed. It holds no buffer while a connection is idle: bytes go from one socket to
-// the other through a scratch buffer shared by the whole worker, or, once a direction carries
+// the other through a scratch buffer shared by the whole worker, or, once the client sends
 // bulk data, through a pooled pipe with splice(2); only what the receiving socket cannot take
 // right now is kept (and reading that side pauses until it is written).
 #pragma once
@@ -47,7 +47,7 @@ private:
         std::size_t pending_len = 0;
         Pipe pipe; // while splicing: held only as long as bytes are in it
         std::size_t in_pipe = 0;
-        bool splicing = false; // this direction has carried a large read: splice from now on
+        bool splicing = false; // the client sent a large read: splice from now on
         std::uint64_t bytes = 0;
         bool eof = false; // `from` has ended
         bool shut = false; // we shut down writing to `to`
