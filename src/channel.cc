@@ -12,11 +12,22 @@
 namespace sniproxy {
 
 namespace {
-    constexpr std::size_t max_fds = 4; // room to see (and close) fds a peer should not send
+    // Room to see (and close) more descriptors than a message may carry.
+    constexpr std::size_t max_fds = max_handover + 4;
 } // namespace
 
 int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> payload, int fd)
 {
+    if (fd < 0)
+        return send_message_with_fds(channel, type, payload, {});
+    return send_message_with_fds(channel, type, payload, { &fd, 1 });
+}
+
+int send_message_with_fds(
+    int channel, Msg type, std::span<const std::uint8_t> payload, std::span<const int> fds)
+{
+    if (fds.size() > max_handover)
+        return EINVAL;
     if (payload.size() + 1 > max_message)
         return EMSGSIZE;
     std::uint8_t buf[max_message];
@@ -27,15 +38,15 @@ int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> pa
     msghdr msg {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (fd >= 0) {
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_handover)] = {};
+    if (!fds.empty()) {
         msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
         cmsghdr* c = CMSG_FIRSTHDR(&msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
     }
     for (;;) {
         if (sendmsg(channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
@@ -57,34 +68,51 @@ namespace {
             return 0;
         }
     }
+
+    // One connection's record in the payload: the accept time, then the peer's sockaddr_in or
+    // sockaddr_in6 zero-padded (family AF_UNSPEC when unknown).
+    constexpr std::size_t address_room = sizeof(sockaddr_in6);
+    constexpr std::size_t record_size = sizeof(std::int64_t) + address_room;
+    static_assert(record_size * max_handover < max_message);
 } // namespace
 
-// Payload: the accept time (8 bytes), then the peer's sockaddr_in or sockaddr_in6, if known.
-int send_connection(int channel, int client_fd, const ConnectionInfo& info)
+int send_connections(int channel, std::span<const int> fds, std::span<const ConnectionInfo> infos)
 {
-    std::uint8_t payload[sizeof info.accepted_ns + sizeof info.peer];
-    std::memcpy(payload, &info.accepted_ns, sizeof info.accepted_ns);
-    const std::size_t peer_len = address_size(info.peer);
-    std::memcpy(payload + sizeof info.accepted_ns, &info.peer, peer_len);
-    return send_message_with_fd(
-        channel, Msg::connection, { payload, sizeof info.accepted_ns + peer_len }, client_fd);
+    if (fds.empty() || fds.size() > max_handover || fds.size() != infos.size())
+        return EINVAL;
+    std::uint8_t payload[record_size * max_handover] = {};
+    for (std::size_t i = 0; i < infos.size(); i++) {
+        std::uint8_t* r = payload + i * record_size;
+        std::memcpy(r, &infos[i].accepted_ns, sizeof infos[i].accepted_ns);
+        std::memcpy(r + sizeof infos[i].accepted_ns, &infos[i].peer, address_size(infos[i].peer));
+    }
+    return send_message_with_fds(
+        channel, Msg::connection, { payload, record_size * fds.size() }, fds);
 }
 
-bool parse_connection(const Received& m, ConnectionInfo& out)
+int send_connection(int channel, int client_fd, const ConnectionInfo& info)
 {
-    out = {};
-    if (m.type != Msg::connection || m.payload_len < sizeof out.accepted_ns)
+    return send_connections(channel, { &client_fd, 1 }, { &info, 1 });
+}
+
+bool parse_connections(const Received& m, std::span<ConnectionInfo> out)
+{
+    if (m.type != Msg::connection || m.nfds == 0 || out.size() < m.nfds
+        || m.payload_len != m.nfds * record_size)
         return false;
-    std::memcpy(&out.accepted_ns, m.payload, sizeof out.accepted_ns);
-    const std::size_t peer_len = m.payload_len - sizeof out.accepted_ns;
-    if (peer_len == 0)
-        return true;
-    if (peer_len > sizeof out.peer)
-        return false;
-    std::memcpy(&out.peer, m.payload + sizeof out.accepted_ns, peer_len);
-    if (address_size(out.peer) != peer_len) { // a family that does not match the length
-        out.peer = {};
-        return false;
+    for (std::size_t i = 0; i < m.nfds; i++) {
+        const std::uint8_t* r = m.payload + i * record_size;
+        ConnectionInfo& info = out[i];
+        info = {};
+        std::memcpy(&info.accepted_ns, r, sizeof info.accepted_ns);
+        std::memcpy(&info.peer, r + sizeof info.accepted_ns, address_room);
+        const std::size_t used = address_size(info.peer);
+        if (used == 0 && info.peer.ss_family != AF_UNSPEC)
+            return false; // a family we never send
+        // The padding after the address must be zero, as we send it.
+        for (std::size_t b = used; b < address_room; b++)
+            if (r[sizeof info.accepted_ns + b] != 0)
+                return false;
     }
     return true;
 }
@@ -162,11 +190,12 @@ Recv receive_message(int channel, Received& out)
     out.type = static_cast<Msg>(buf[0]);
     out.payload_len = static_cast<std::size_t>(n) - 1;
     std::memcpy(out.payload, buf + 1, out.payload_len);
-    const bool wants_fd = out.type == Msg::connection;
-    if (nfds != (wants_fd ? 1u : 0u))
+    const bool wants_fds = out.type == Msg::connection;
+    if (wants_fds ? nfds == 0 || nfds > max_handover : nfds != 0)
         return Recv::invalid;
-    if (wants_fd)
-        out.fd = std::move(fds[0]);
+    out.nfds = nfds;
+    for (std::size_t i = 0; i < nfds; i++)
+        out.fds[i] = std::move(fds[i]);
     return Recv::message;
 }
 

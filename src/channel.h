@@ -14,7 +14,7 @@
 namespace sniproxy {
 
 enum class Msg : std::uint8_t {
-    connection = 'C', // parent -> worker: a client fd, and when it was accepted
+    connection = 'C', // parent -> worker: 1..max_handover client fds, each with its info
     drain = 'D', // parent -> worker: take no more, finish, exit
     ready = 'R', // worker -> parent: sandboxed and serving
     log = 'L', // worker -> parent: level byte, then text
@@ -31,7 +31,13 @@ struct ConnectionInfo {
     sockaddr_storage peer {};
 };
 
+// Connections accepted together leave together: one message, one system call, one wake-up
+// of the worker for up to this many.
+constexpr std::size_t max_handover = 16;
+
 // Each returns 0 or an errno value (EAGAIN: the channel is full right now).
+// fds and infos have the same length, 1 to max_handover.
+int send_connections(int channel, std::span<const int> fds, std::span<const ConnectionInfo> infos);
 int send_connection(int channel, int client_fd, const ConnectionInfo& info);
 int send_message(int channel, Msg type, std::span<const std::uint8_t> payload = {});
 // Several messages without descriptors in one system call (sendmmsg), in order. Returns how
@@ -46,6 +52,8 @@ int send_messages(int channel, std::span<const Outgoing> messages);
 // Any message with a descriptor attached (fd < 0: none). Only connection messages carry
 // one; the others exist so that tests can play a misbehaving peer.
 int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> payload, int fd);
+int send_message_with_fds(
+    int channel, Msg type, std::span<const std::uint8_t> payload, std::span<const int> fds);
 
 enum class Recv { message, again, eof, error, invalid };
 
@@ -53,11 +61,13 @@ struct Received {
     Msg type {};
     std::uint8_t payload[max_message];
     std::size_t payload_len = 0;
-    UniqueFd fd; // set for connection messages only
+    UniqueFd fds[max_handover]; // connection messages only: nfds of them
+    std::size_t nfds = 0;
 };
 
-// The ConnectionInfo of a connection message; false if its payload is malformed.
-bool parse_connection(const Received& m, ConnectionInfo& out);
+// The ConnectionInfo of each descriptor of a connection message (out has room for nfds);
+// false if the payload does not describe exactly nfds connections.
+bool parse_connections(const Received& m, std::span<ConnectionInfo> out);
 
 // Receives one message without blocking. `invalid` covers truncation, a descriptor on a
 // message that should not carry one (closed at once) or a missing one.

@@ -113,17 +113,21 @@ void Parent::on_accept(evutil_socket_t fd, short, void* arg)
     static_cast<Parent*>(arg)->accept_batch(fd);
 }
 
+// Accepts what the backlog holds (up to accept_batch_max) and hands it over in messages of
+// up to max_handover connections, so a busy parent and worker wake once per batch.
 void Parent::accept_batch(int listener)
 {
+    Pending batch[max_handover];
+    std::size_t n = 0;
     for (int i = 0; i < accept_batch_max && accepting_; i++) {
         ConnectionInfo info;
         socklen_t len = sizeof info.peer;
-        UniqueFd fd(accept4(listener, reinterpret_cast<sockaddr*>(&info.peer), &len,
-            SOCK_NONBLOCK | SOCK_CLOEXEC));
+        UniqueFd fd(accept4(
+            listener, reinterpret_cast<sockaddr*>(&info.peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!fd) {
             const int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)
-                return;
+                break;
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 // Out of descriptors: pause (never spin), say so once, retry in a second.
                 if (!fd_exhausted_logged_)
@@ -133,7 +137,7 @@ void Parent::accept_batch(int listener)
                 set_accepting(false);
                 const timeval one_second { 1, 0 };
                 evtimer_add(resume_event_.get(), &one_second);
-                return;
+                break;
             }
             if (err != ECONNABORTED && err != EINTR && err != EPROTO && err != EPERM)
                 logf(LogLevel::warning, "accept: %s", std::strerror(err));
@@ -141,9 +145,16 @@ void Parent::accept_batch(int listener)
         }
         fd_exhausted_logged_ = false;
         info.accepted_ns = monotonic_ns();
-        if (!dispatch(fd, info))
-            break;
+        batch[n++] = { std::move(fd), info };
+        if (n == max_handover) {
+            const bool all = hand_over({ batch, n });
+            n = 0;
+            if (!all)
+                break; // no worker has room: the rest waits in the backlog
+        }
     }
+    if (n > 0)
+        hand_over({ batch, n });
 }
 
 void Parent::on_resume(evutil_socket_t, short, void* arg)
@@ -163,17 +174,31 @@ Parent::Worker* Parent::least_loaded()
     return best;
 }
 
-// Hands the connection to the least-loaded worker; a full channel means the next one is
-// tried. Our copy is closed only after a send succeeded. If no worker can take it now, it
-// waits in `pending_` and accepting pauses: nothing is dropped.
-bool Parent::dispatch(UniqueFd& fd, const ConnectionInfo& info)
+// Hands connections to the least-loaded worker, as many in one message as it has room for;
+// a full channel means the next worker is tried. Our copies are closed only after a send
+// succeeded. What no worker can take now waits at the back of `pending_` and accepting
+// pauses: nothing is dropped. Returns true when every connection was handed over.
+bool Parent::hand_over(std::span<Pending> batch)
 {
-    while (Worker* w = least_loaded()) {
-        const int err = send_connection(w->channel.get(), fd.get(), info);
+    std::size_t done = 0;
+    while (done < batch.size()) {
+        Worker* w = least_loaded();
+        if (!w)
+            break;
+        const std::size_t k = std::min(batch.size() - done, max_per_worker_ - w->inflight);
+        int fds[max_handover];
+        ConnectionInfo infos[max_handover];
+        for (std::size_t i = 0; i < k; i++) {
+            fds[i] = batch[done + i].fd.get();
+            infos[i] = batch[done + i].info;
+        }
+        const int err = send_connections(w->channel.get(), { fds, k }, { infos, k });
         if (err == 0) {
-            w->inflight++;
-            fd.reset();
-            return true;
+            w->inflight += k;
+            for (std::size_t i = 0; i < k; i++)
+                batch[done + i].fd.reset();
+            done += k;
+            continue;
         }
         if (err == EAGAIN) {
             event_add(w->write_event.get(), nullptr); // skip it until it has room again
@@ -181,11 +206,14 @@ bool Parent::dispatch(UniqueFd& fd, const ConnectionInfo& info)
         }
         // The worker is gone or broken (EPIPE, ...): no more connections for it; SIGCHLD
         // will tell us the rest.
-        logf(LogLevel::warning, "worker %d: handing over a connection: %s",
-            static_cast<int>(w->pid), std::strerror(err));
+        logf(LogLevel::warning, "worker %d: handing over %zu connection(s): %s",
+            static_cast<int>(w->pid), k, std::strerror(err));
         w->ready = false;
     }
-    pending_.push_back({ std::move(fd), info });
+    if (done == batch.size())
+        return true;
+    for (std::size_t i = done; i < batch.size(); i++)
+        pending_.push_back(std::move(batch[i]));
     update_accepting();
     return false;
 }
@@ -193,12 +221,17 @@ bool Parent::dispatch(UniqueFd& fd, const ConnectionInfo& info)
 void Parent::flush_pending()
 {
     while (!pending_.empty()) {
-        Pending p = std::move(pending_.front());
-        pending_.pop_front();
-        if (!dispatch(p.fd, p.info)) {
-            // dispatch queued it at the back; keep the order of arrival.
-            pending_.push_front(std::move(pending_.back()));
-            pending_.pop_back();
+        Pending batch[max_handover];
+        const std::size_t n = std::min(pending_.size(), max_handover);
+        for (std::size_t i = 0; i < n; i++) {
+            batch[i] = std::move(pending_.front());
+            pending_.pop_front();
+        }
+        const std::size_t before = pending_.size();
+        if (!hand_over({ batch, n })) {
+            // hand_over queued the rest at the back; keep the order of arrival.
+            const auto left = static_cast<std::ptrdiff_t>(pending_.size() - before);
+            std::rotate(pending_.begin(), pending_.end() - left, pending_.end());
             break;
         }
     }

@@ -2,8 +2,8 @@
 // rolls them over on SIGHUP and drains them on SIGTERM. It never reads client data.
 #pragma once
 
-#include "event_ptr.h"
 #include "channel.h"
+#include "event_ptr.h"
 #include "fd.h"
 #include "options.h"
 
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,7 @@ private:
 
     bool spawn_worker(unsigned generation);
     void accept_batch(int listener);
-    bool dispatch(UniqueFd& fd, const ConnectionInfo& info);
+    bool hand_over(std::span<Pending> batch);
     Worker* least_loaded();
     void flush_pending();
     void set_accepting(bool on);

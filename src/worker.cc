@@ -48,6 +48,7 @@ namespace {
         void send_log(LogLevel level, std::string_view text);
         void flush_queue();
         void flush_at_exit();
+        void start_connections(Received& m);
         void start_drain(std::uint32_t grace_s);
 
         const Options& options_;
@@ -110,13 +111,8 @@ namespace {
             case Recv::message:
                 break;
             }
-            ConnectionInfo info;
-            if (m.type == Msg::connection && parse_connection(m, info)) {
-                auto c = std::make_unique<Connection>(
-                    base_.get(), settings_, std::move(m.fd), info, on_connection_done, this);
-                Connection* raw = c.get();
-                connections_.emplace(raw, std::move(c));
-                raw->start();
+            if (m.type == Msg::connection) {
+                start_connections(m);
             } else if (m.type == Msg::drain && m.payload_len == sizeof(std::uint32_t)) {
                 std::uint32_t grace_s;
                 std::memcpy(&grace_s, m.payload, sizeof grace_s);
@@ -125,6 +121,27 @@ namespace {
                 logf(LogLevel::err, "worker: unknown message %u from the parent, ignored",
                     static_cast<unsigned>(m.type));
             }
+        }
+    }
+
+    void Worker::start_connections(Received& m)
+    {
+        ConnectionInfo infos[max_handover];
+        if (!parse_connections(m, infos)) {
+            // Their descriptors close with `m`; the parent must still count them as ended.
+            logf(LogLevel::err, "worker: malformed connection message, %zu connection(s) closed",
+                m.nfds);
+            closed_unreported_ += static_cast<std::uint32_t>(m.nfds);
+            if (!event_pending(flush_event_.get(), EV_WRITE, nullptr))
+                event_add(flush_event_.get(), nullptr);
+            return;
+        }
+        for (std::size_t i = 0; i < m.nfds; i++) {
+            auto c = std::make_unique<Connection>(
+                base_.get(), settings_, std::move(m.fds[i]), infos[i], on_connection_done, this);
+            Connection* raw = c.get();
+            connections_.emplace(raw, std::move(c));
+            raw->start();
         }
     }
 

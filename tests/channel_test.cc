@@ -49,49 +49,88 @@ TEST_CASE("a connection message carries its descriptor, timestamp and client add
     Received m;
     REQUIRE(receive_message(p.b.get(), m) == Recv::message);
     CHECK(m.type == Msg::connection);
-    CHECK(m.payload_len == 8 + sizeof(sockaddr_in6));
-    ConnectionInfo got;
-    REQUIRE(parse_connection(m, got));
-    CHECK(got.accepted_ns == 123456789);
-    CHECK(std::memcmp(&got.peer, &sent.peer, sizeof(sockaddr_in6)) == 0);
-    REQUIRE(m.fd);
-    CHECK(same_file(m.fd.get(), file.get()));
-    CHECK((fcntl(m.fd.get(), F_GETFD) & FD_CLOEXEC)); // MSG_CMSG_CLOEXEC
+    ConnectionInfo got[max_handover];
+    REQUIRE(parse_connections(m, got));
+    CHECK(got[0].accepted_ns == 123456789);
+    CHECK(std::memcmp(&got[0].peer, &sent.peer, sizeof(sockaddr_in6)) == 0);
+    REQUIRE(m.nfds == 1);
+    CHECK(same_file(m.fds[0].get(), file.get()));
+    CHECK((fcntl(m.fds[0].get(), F_GETFD) & FD_CLOEXEC)); // MSG_CMSG_CLOEXEC
     CHECK(receive_message(p.b.get(), m) == Recv::again);
 }
 
-TEST_CASE("connection payloads: address optional, lengths must match the family")
+TEST_CASE("connections accepted together travel in one message, each with its own info")
 {
+    Pair p;
+    UniqueFd files[max_handover];
+    int fds[max_handover];
+    ConnectionInfo infos[max_handover];
+    for (std::size_t i = 0; i < max_handover; i++) {
+        files[i].reset(open(i % 2 ? "/dev/null" : "/dev/zero", O_RDONLY | O_CLOEXEC));
+        fds[i] = files[i].get();
+        infos[i].accepted_ns = static_cast<std::int64_t>(1000 + i);
+        auto* in = reinterpret_cast<sockaddr_in*>(&infos[i].peer);
+        if (i != 3) { // one without an address
+            in->sin_family = AF_INET;
+            in->sin_port = htons(static_cast<std::uint16_t>(40000 + i));
+        }
+    }
+    REQUIRE(send_connections(p.a.get(), fds, infos) == 0);
     Received m;
-    m.type = Msg::connection;
-    const std::int64_t ts = 42;
-    std::memcpy(m.payload, &ts, 8);
-    ConnectionInfo info;
-    m.payload_len = 8; // no address: the worker asks the kernel
-    REQUIRE(parse_connection(m, info));
-    CHECK(info.accepted_ns == 42);
-    CHECK(info.peer.ss_family == AF_UNSPEC);
-    m.payload_len = 7;
-    CHECK_FALSE(parse_connection(m, info));
-    sockaddr_in in {};
-    in.sin_family = AF_INET;
-    std::memcpy(m.payload + 8, &in, sizeof in);
-    m.payload_len = 8 + sizeof in;
-    CHECK(parse_connection(m, info));
-    CHECK(info.peer.ss_family == AF_INET);
-    m.payload_len = 8 + sizeof in - 1; // truncated
-    CHECK_FALSE(parse_connection(m, info));
-    CHECK(info.peer.ss_family == AF_UNSPEC);
-    sockaddr_in6 in6 {};
-    in6.sin6_family = AF_INET; // claims IPv4 with an IPv6-sized body
-    std::memcpy(m.payload + 8, &in6, sizeof in6);
-    m.payload_len = 8 + sizeof in6;
-    CHECK_FALSE(parse_connection(m, info));
-    m.payload_len = 8 + sizeof(sockaddr_storage) + 1;
-    CHECK_FALSE(parse_connection(m, info));
-    m.type = Msg::log;
-    m.payload_len = 8;
-    CHECK_FALSE(parse_connection(m, info));
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    REQUIRE(m.nfds == max_handover);
+    ConnectionInfo got[max_handover];
+    REQUIRE(parse_connections(m, got));
+    for (std::size_t i = 0; i < max_handover; i++) {
+        CHECK(same_file(m.fds[i].get(), files[i].get()));
+        CHECK(got[i].accepted_ns == static_cast<std::int64_t>(1000 + i));
+        if (i == 3) {
+            CHECK(got[i].peer.ss_family == AF_UNSPEC);
+        } else {
+            CHECK(ntohs(reinterpret_cast<sockaddr_in*>(&got[i].peer)->sin_port) == 40000 + i);
+        }
+    }
+    // More than a message may carry, or counts that disagree: refused before sending.
+    int too_many[max_handover + 1] = {};
+    ConnectionInfo info_too_many[max_handover + 1];
+    CHECK(send_connections(p.a.get(), too_many, info_too_many) == EINVAL);
+    CHECK(send_connections(p.a.get(), { fds, 2 }, { infos, 1 }) == EINVAL);
+    CHECK(send_connections(p.a.get(), {}, {}) == EINVAL);
+}
+
+TEST_CASE("connection payloads must describe exactly the descriptors that came")
+{
+    Pair p;
+    UniqueFd a(open("/dev/null", O_RDONLY | O_CLOEXEC)), b(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    const int two[] = { a.get(), b.get() };
+    ConnectionInfo infos[max_handover];
+    std::uint8_t one_record[36] = {};
+    // Two descriptors, one record: the descriptors arrive and are closed with the message.
+    REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, one_record, two) == 0);
+    Received m;
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    CHECK(m.nfds == 2);
+    CHECK_FALSE(parse_connections(m, infos));
+    // A family we never send.
+    std::uint8_t bad_family[36] = {};
+    bad_family[8] = 99;
+    REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, bad_family, { two, 1 }) == 0);
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    CHECK_FALSE(parse_connections(m, infos));
+    // Junk after an IPv4 address.
+    std::uint8_t junk[36] = {};
+    junk[8] = AF_INET;
+    junk[35] = 1;
+    REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, junk, { two, 1 }) == 0);
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    CHECK_FALSE(parse_connections(m, infos));
+    // A connection message without any descriptor is invalid outright.
+    REQUIRE(send_message(p.a.get(), Msg::connection, one_record) == 0);
+    CHECK(receive_message(p.b.get(), m) == Recv::invalid);
+    // Not a connection message.
+    Received log;
+    log.type = Msg::log;
+    CHECK_FALSE(parse_connections(log, infos));
 }
 
 TEST_CASE("a batch of messages leaves in order with one call; a full channel takes part of it")
@@ -136,7 +175,7 @@ TEST_CASE("plain messages, end of file")
     REQUIRE(receive_message(p.b.get(), m) == Recv::message);
     CHECK(m.type == Msg::log);
     CHECK(m.payload_len == 3);
-    CHECK(!m.fd);
+    CHECK(m.nfds == 0);
     p.a.reset();
     CHECK(receive_message(p.b.get(), m) == Recv::eof);
 }

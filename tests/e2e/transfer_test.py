@@ -242,6 +242,29 @@ class TransferTest(DaemonTestCase):
         for p in ports:
             self.assertEqual(d.connection_log(p)["result"], "ok")
 
+    def test_full_workers_leave_new_clients_waiting_not_dropped(self):
+        # -c 2 per worker: the third and fourth clients wait (accepted or in the kernel's
+        # backlog) while both slots are taken, and are served, in order, as slots free up.
+        self.hosts.raw("example.com", echo_handler)
+        d = self.start_daemon(workers=1, extra_args=["-c", "2"])
+        held = [harness.open_echo(d), harness.open_echo(d)]
+        waiting, hellos = [], []
+        for _ in range(2):
+            s = connect(d.port)
+            hellos.append(client_hello("example.com"))  # each one different (random)
+            s.sendall(hellos[-1])
+            waiting.append(s)
+        for s in waiting:
+            s.settimeout(1)
+            with self.assertRaises(socket.timeout, msg="served although the worker was full"):
+                s.recv(1)
+        for i, s in enumerate(waiting):
+            held[i].close()  # a slot frees up: the next waiting client is served
+            self.assertEqual(read_exactly(s, len(hellos[i]), timeout=5), hellos[i])
+        for s in waiting + held:
+            s.close()
+        self.assertEqual(d.problems(), [])
+
     def test_client_reset_closes_the_backend_connection(self):
         backend = self.hosts.raw("example.com", echo_handler)
         d = self.start_daemon()
