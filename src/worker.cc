@@ -46,6 +46,7 @@ namespace {
 
         void read_channel();
         void send_log(LogLevel level, std::string_view text);
+        void schedule_flush();
         void flush_queue();
         void flush_at_exit();
         void start_connections(Received& m);
@@ -55,7 +56,8 @@ namespace {
         int channel_;
         EventBasePtr base_;
         EventPtr channel_event_;
-        EventPtr flush_event_;
+        EventPtr flush_event_; // the channel is writable again
+        EventPtr flush_timer_; // the batch has waited long enough
         EventPtr grace_event_;
         ConnectionSettings settings_;
         std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
@@ -66,6 +68,7 @@ namespace {
     };
 
     constexpr std::size_t max_queued_logs = 4096;
+    constexpr timeval flush_delay { 0, 10000 }; // 10 ms
 
     int Worker::run()
     {
@@ -73,6 +76,7 @@ namespace {
         channel_event_.reset(
             event_new(base_.get(), channel_, EV_READ | EV_PERSIST, on_channel, this));
         flush_event_.reset(event_new(base_.get(), channel_, EV_WRITE, on_flush, this));
+        flush_timer_.reset(evtimer_new(base_.get(), on_flush, this));
         grace_event_.reset(evtimer_new(base_.get(), on_grace, this));
         event_add(channel_event_.get(), nullptr);
         if (send_message(channel_, Msg::ready) != 0)
@@ -132,8 +136,7 @@ namespace {
             logf(LogLevel::err, "worker: malformed connection message, %zu connection(s) closed",
                 m.nfds);
             closed_unreported_ += static_cast<std::uint32_t>(m.nfds);
-            if (!event_pending(flush_event_.get(), EV_WRITE, nullptr))
-                event_add(flush_event_.get(), nullptr);
+            schedule_flush();
             return;
         }
         for (std::size_t i = 0; i < m.nfds; i++) {
@@ -172,8 +175,7 @@ namespace {
         self->connections_.erase(c);
         self->closed_unreported_++;
         // Report closes once per loop iteration, not once per connection.
-        if (!event_pending(self->flush_event_.get(), EV_WRITE, nullptr))
-            event_add(self->flush_event_.get(), nullptr);
+        self->schedule_flush();
         if (self->draining_ && self->connections_.empty())
             event_base_loopexit(self->base_.get(), nullptr);
     }
@@ -189,8 +191,22 @@ namespace {
             return;
         }
         queue_.push_back(std::move(record));
-        if (!event_pending(flush_event_.get(), EV_WRITE, nullptr))
+        schedule_flush();
+    }
+
+    // Log records and close counts wait up to flush_delay so that they leave in batches even
+    // when connections come one at a time: the parent then wakes a hundred times a second at
+    // most, not once per connection. A full batch leaves at once.
+    void Worker::schedule_flush()
+    {
+        if (event_pending(flush_event_.get(), EV_WRITE, nullptr))
+            return; // waiting for room in the channel already
+        if (queue_.size() + 1 >= max_batch) {
+            evtimer_del(flush_timer_.get());
             event_add(flush_event_.get(), nullptr);
+        } else if (!evtimer_pending(flush_timer_.get(), nullptr)) {
+            evtimer_add(flush_timer_.get(), &flush_delay);
+        }
     }
 
     void Worker::on_flush(evutil_socket_t, short, void* arg)
