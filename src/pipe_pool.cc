@@ -44,6 +44,9 @@ void release(Pipe pipe, bool empty)
     existing--; // closed as `pipe` goes out of scope
 }
 
-std::size_t open_pipes() { return existing; }
+std::size_t open_pipes()
+{
+    return existing;
+}
 
 } // namespace sniproxy::pipe_pool

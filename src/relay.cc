@@ -22,7 +22,7 @@ namespace sniproxy {
 namespace {
     // One buffer for every connection of the worker (single-threaded): an idle connection
     // costs its two sockets and four events, no buffer.
-    constexpr std::size_t scratch_size = 64 * 1024;
+    constexpr std::size_t scratch_size = std::size_t { 64 } * 1024;
     std::uint8_t scratch[scratch_size];
 
     // Reads per readiness event before giving other connections their turn.

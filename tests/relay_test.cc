@@ -49,7 +49,8 @@ void write_all(int fd, const std::vector<std::uint8_t>& data, bool then_shutdown
 {
     std::size_t off = 0;
     while (off < data.size()) {
-        const ssize_t n = write(fd, data.data() + off, std::min<std::size_t>(data.size() - off, 100000));
+        const ssize_t n
+            = write(fd, data.data() + off, std::min<std::size_t>(data.size() - off, 100000));
         if (n <= 0)
             return;
         off += static_cast<std::size_t>(n);

@@ -10,9 +10,9 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -347,7 +347,8 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
 
         // The parent's channel, through the real channel code: a client fd, then a log record.
         int available = 0;
-        child_check(out, send_connection(channel[0], fd, ConnectionInfo { 42, {} }) == 0, "send_connection");
+        child_check(out, send_connection(channel[0], fd, ConnectionInfo { 42, {} }) == 0,
+            "send_connection");
         child_check(out, ioctl(channel[1], FIONREAD, &available) == 0, "ioctl(FIONREAD)");
         {
             Received m;
