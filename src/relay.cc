@@ -34,6 +34,25 @@ namespace {
     // much as one read into scratch, so "less than a chunk" means "drained" either way.
     constexpr std::size_t splice_chunk = scratch_size;
     constexpr unsigned splice_flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+
+    enum class Sent { all, blocked, failed };
+
+    // Calls write_some(left) until `left` bytes are gone, the receiving socket is full, or
+    // it fails (errno says why). write_some returns what send(2) or splice(2) return.
+    template <class WriteSome> Sent write_all(std::size_t& left, WriteSome write_some)
+    {
+        while (left > 0) {
+            const ssize_t n = write_some(left);
+            if (n > 0) {
+                left -= static_cast<std::size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK ? Sent::failed : Sent::blocked;
+        }
+        return Sent::all;
+    }
 } // namespace
 
 Relay::Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, void* owner)
@@ -84,27 +103,20 @@ void Relay::on_writable(evutil_socket_t, short, void* arg)
 // and waits for `to` to become writable. A write error ends the relay (and returns false).
 bool Relay::write_or_keep(Direction& d, const std::uint8_t* data, std::size_t len)
 {
-    std::size_t off = 0;
-    while (off < len) {
-        const ssize_t n = send(d.to, data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            off += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            fail(d, false, errno);
-            return false;
-        }
-        break;
-    }
-    if (off == len)
+    std::size_t left = len;
+    const Sent sent = write_all(left, [&](std::size_t n) {
+        return send(d.to, data + len - left, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    });
+    if (sent == Sent::all)
         return true;
-    d.pending_len = len - off;
+    if (sent == Sent::failed) {
+        fail(d, false, errno);
+        return false;
+    }
+    d.pending_len = left;
     d.pending_off = 0;
     d.pending = std::make_unique_for_overwrite<std::uint8_t[]>(d.pending_len);
-    std::memcpy(d.pending.get(), data + off, d.pending_len);
+    std::memcpy(d.pending.get(), data + len - left, d.pending_len);
     event_del(d.readable.get());
     event_add(d.writable.get(), nullptr);
     return false;
@@ -165,24 +177,18 @@ void Relay::pump(Direction& d)
 // reading `from` until `to` is writable (or the relay failed) and returns false.
 bool Relay::drain_pipe(Direction& d)
 {
-    while (d.in_pipe > 0) {
-        const ssize_t n
-            = splice(d.pipe.read_end.get(), nullptr, d.to, nullptr, d.in_pipe, splice_flags);
-        if (n > 0) {
-            d.in_pipe -= static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            fail(d, false, errno);
-            return false;
-        }
-        event_del(d.readable.get());
-        event_add(d.writable.get(), nullptr);
+    const Sent sent = write_all(d.in_pipe, [&](std::size_t n) {
+        return splice(d.pipe.read_end.get(), nullptr, d.to, nullptr, n, splice_flags);
+    });
+    if (sent == Sent::all)
+        return true;
+    if (sent == Sent::failed) {
+        fail(d, false, errno);
         return false;
     }
-    return true;
+    event_del(d.readable.get());
+    event_add(d.writable.get(), nullptr);
+    return false;
 }
 
 void Relay::flush(Direction& d)
@@ -196,17 +202,14 @@ void Relay::flush(Direction& d)
         event_add(d.readable.get(), nullptr);
         return;
     }
-    while (d.pending_off < d.pending_len) {
-        const ssize_t n = send(d.to, d.pending.get() + d.pending_off, d.pending_len - d.pending_off,
-            MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            d.pending_off += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return fail(d, false, errno);
+    std::size_t left = d.pending_len - d.pending_off;
+    const Sent sent = write_all(left, [&](std::size_t n) {
+        return send(d.to, d.pending.get() + d.pending_len - left, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    });
+    d.pending_off = d.pending_len - left;
+    if (sent == Sent::failed)
+        return fail(d, false, errno);
+    if (sent == Sent::blocked) {
         event_add(d.writable.get(), nullptr);
         return;
     }

@@ -102,14 +102,20 @@ void on_done(void* owner, const char* result, const std::string&)
     o->relay.reset();
 }
 
-// Runs the loop until the relay reports (or 20 s pass, which fails the test).
-void run_until_done(event_base* base, const Outcome& o)
+// Runs the relay's loop in 1 ms slices, at most `slices` of them, until `stop()` is true.
+template <class Stop> void run_loop(event_base* base, int slices, Stop stop)
 {
-    for (int i = 0; i < 20000 && !o.done; i++) {
+    for (int i = 0; i < slices && !stop(); i++) {
         const timeval ms { 0, 1000 };
         event_base_loopexit(base, &ms);
         event_base_dispatch(base);
     }
+}
+
+// Runs the loop until the relay reports (or 20 s pass, which fails the test).
+void run_until_done(event_base* base, const Outcome& o)
+{
+    run_loop(base, 20000, [&] { return o.done; });
     REQUIRE(o.done);
 }
 
@@ -178,11 +184,7 @@ TEST_CASE("a backend that stops reading pauses the client side; nothing is lost"
     shutdown(backend.ours.get(), SHUT_WR); // the backend sends nothing
     std::thread writer([&] { write_all(client.ours.get(), up, true); });
     // Let the relay fill every buffer on the way while the backend reads nothing.
-    for (int i = 0; i < 200; i++) {
-        const timeval ms { 0, 1000 };
-        event_base_loopexit(base.get(), &ms);
-        event_base_dispatch(base.get());
-    }
+    run_loop(base.get(), 200, [] { return false; });
     REQUIRE(o.relay);
     CHECK(o.relay->up() < up.size()); // stalled: reading the client waits for the backend
     std::vector<std::uint8_t> at_backend;
@@ -206,11 +208,7 @@ TEST_CASE("a backend reset while bulk data flows ends the relay as backend-reset
     o.relay->start({}, 0);
     std::thread writer([&] { write_all(client.ours.get(), up, false); });
     pollfd p { backend.ours.get(), POLLIN, 0 };
-    for (int i = 0; i < 5000 && poll(&p, 1, 0) == 0; i++) {
-        const timeval ms { 0, 1000 };
-        event_base_loopexit(base.get(), &ms);
-        event_base_dispatch(base.get());
-    }
+    run_loop(base.get(), 5000, [&] { return poll(&p, 1, 0) != 0; });
     std::uint8_t buf[4096];
     REQUIRE(read(backend.ours.get(), buf, sizeof buf) > 0); // data is flowing
     backend.ours.reset(); // unread data pending: the relay's next write fails
