@@ -54,6 +54,11 @@ void Parent::check_generation_ready()
         flush_pending();
         return;
     }
+    if (respawn_delay_ms_ > 0) { // the crash loop logged loudly; so does its end
+        logf(LogLevel::notice, "generation %u: all %d worker(s) ready again; back-off reset",
+            generation_, worker_count_);
+        respawn_delay_ms_ = 0;
+    }
     if (invocation_.upgrade_from > 0) {
         // We are the new binary and can serve: the old parent may stop accepting and drain.
         logf(LogLevel::notice, "upgrade: serving; asking the old parent %d to drain and exit",

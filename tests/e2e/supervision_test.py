@@ -168,6 +168,24 @@ class SupervisionTest(DaemonTestCase):
             s.shutdown(socket.SHUT_WR)
             self.assertEqual(read_to_eof(s), b"")
 
+    def test_crash_loop_ends_by_itself_once_the_directory_is_back(self):
+        self.hosts.raw("example.com", echo_handler)
+        link = os.path.join(harness.scratch_dir("l"), "hosts")
+        os.symlink(self.hosts.root, link)
+        d = self.start_daemon(hosts_dir=link, workers=1)
+        d.expected_problems = [r"killed by signal 9", r"exited with status 1",
+                               r"died within 2 s of starting"]
+        os.symlink(os.path.join(harness.SCRATCH, "missing"), link + ".new")
+        os.replace(link + ".new", link)
+        os.kill(worker_pids(d)[0], signal.SIGKILL)
+        d.wait_lines(lambda l: "next start in 400 ms" in l, timeout=10)
+        os.symlink(self.hosts.root, link + ".new")
+        os.replace(link + ".new", link)  # no SIGHUP: the next scheduled start succeeds
+        d.wait_lines(lambda l: "all 1 worker(s) ready again; back-off reset" in l, timeout=5)
+        with open_echo(d) as s:
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(read_to_eof(s), b"")
+
     def test_sigterm_refuses_at_once_and_lets_a_transfer_finish(self):
         self.hosts.raw("example.com", echo_handler)
         d = self.start_daemon(workers=2, grace=30)
