@@ -54,10 +54,13 @@ void Parent::check_generation_ready()
         flush_pending();
         return;
     }
-    if (respawn_delay_ms_ > 0) { // the crash loop logged loudly; so does its end
-        logf(LogLevel::notice, "generation %u: all %d worker(s) ready again; back-off reset",
-            generation_, worker_count_);
-        respawn_delay_ms_ = 0;
+    // The crash loop logged loudly; so does its end. The delay itself is only reset when a
+    // worker outlives the crash window (worker_exited): a worker that dies soon after saying
+    // ready is still part of the loop and must keep doubling the delay.
+    if (respawn_delay_ms_ > 0 && !recovery_logged_) {
+        logf(LogLevel::notice, "generation %u: all %d worker(s) ready again", generation_,
+            worker_count_);
+        recovery_logged_ = true;
     }
     if (invocation_.upgrade_from > 0) {
         // We are the new binary and can serve: the old parent may stop accepting and drain.
@@ -270,6 +273,7 @@ void Parent::worker_exited(std::unique_ptr<Worker> w, int status)
     const bool young = monotonic_ns() - w->started_ns < crash_window_ns;
     respawn_delay_ms_
         = young ? std::clamp<std::int64_t>(respawn_delay_ms_ * 2, 100, max_respawn_delay_ms) : 0;
+    recovery_logged_ = !young;
     if (young)
         logf(LogLevel::err,
             "worker %d died within 2 s of starting: next start in %lld ms, doubling "

@@ -103,6 +103,7 @@ private:
     pid_t upgrade_child_ = -1; // the new binary started by SIGUSR2, until it takes over
     int respawn_needed_ = 0;
     std::int64_t respawn_delay_ms_ = 0;
+    bool recovery_logged_ = false; // the end of the current crash loop was logged
     bool accepting_ = false;
     bool stopping_ = false;
     bool fd_exhausted_logged_ = false;

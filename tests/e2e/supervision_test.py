@@ -181,10 +181,30 @@ class SupervisionTest(DaemonTestCase):
         d.wait_lines(lambda l: "next start in 400 ms" in l, timeout=10)
         os.symlink(self.hosts.root, link + ".new")
         os.replace(link + ".new", link)  # no SIGHUP: the next scheduled start succeeds
-        d.wait_lines(lambda l: "all 1 worker(s) ready again; back-off reset" in l, timeout=5)
+        d.wait_lines(lambda l: "all 1 worker(s) ready again" in l, timeout=5)
         with open_echo(d) as s:
             s.shutdown(socket.SHUT_WR)
             self.assertEqual(read_to_eof(s), b"")
+
+    def test_workers_dying_soon_after_ready_still_back_off(self):
+        # A worker that says ready and then dies young (a crash on its first connection, say)
+        # is still a crash loop: the delay must keep doubling, not restart at 100 ms.
+        self.hosts.raw("example.com", echo_handler)
+        d = self.start_daemon(workers=1)
+        d.expected_problems = [r"killed by signal 11", r"died within 2 s of starting"]
+        delays = []
+        for i in range(5):
+            (victim,) = worker_pids(d)
+            d.wait_lines(lambda l: "generation 1 ready" in l, count=i + 1, timeout=10)
+            os.kill(victim, signal.SIGSEGV)
+            wait_until(lambda: worker_pids(d) not in ([], [victim]), 10, what="the replacement")
+            m = [re.search(r"next start in (\d+) ms", l) for l in d.lines()
+                 if f"worker {victim} died within 2 s" in l]
+            if m:  # (the first worker may already be older than 2 s on a slow machine)
+                delays.append(int(m[-1].group(1)))
+        self.assertGreaterEqual(len(delays), 4, d.lines())
+        for a, b in zip(delays, delays[1:]):
+            self.assertEqual(b, 2 * a, f"the delay does not keep doubling: {delays}")
 
     def test_sigterm_refuses_at_once_and_lets_a_transfer_finish(self):
         self.hosts.raw("example.com", echo_handler)
