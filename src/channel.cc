@@ -95,6 +95,11 @@ int send_connection(int channel, int client_fd, const ConnectionInfo& info)
     return send_connections(channel, { &client_fd, 1 }, { &info, 1 });
 }
 
+std::size_t connections_in(const Received& m)
+{
+    return m.type == Msg::connection ? std::min(m.payload_len / record_size, max_handover) : 0;
+}
+
 bool parse_connections(const Received& m, std::span<ConnectionInfo> out)
 {
     if (m.type != Msg::connection || m.nfds == 0 || out.size() < m.nfds
@@ -184,12 +189,13 @@ Recv receive_message(int channel, Received& out)
             fds[nfds++].reset(fd);
         }
     }
+    // The type and payload are kept even for an invalid message, so that the receiver can
+    // tell how many connections a broken connection message stood for (connections_in).
+    out.type = static_cast<Msg>(buf[0]);
+    out.payload_len = std::min(static_cast<std::size_t>(n) - 1, max_message);
+    std::memcpy(out.payload, buf + 1, out.payload_len);
     if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC) || static_cast<std::size_t>(n) > max_message)
         return Recv::invalid;
-
-    out.type = static_cast<Msg>(buf[0]);
-    out.payload_len = static_cast<std::size_t>(n) - 1;
-    std::memcpy(out.payload, buf + 1, out.payload_len);
     const bool wants_fds = out.type == Msg::connection;
     if (wants_fds ? nfds == 0 || nfds > max_handover : nfds != 0)
         return Recv::invalid;

@@ -65,6 +65,9 @@ struct Received {
     std::size_t nfds = 0;
 };
 
+// How many connections a connection message announces (by its records), even when it was
+// invalid: the sender counted them as handed over, so the receiver must report them ended.
+std::size_t connections_in(const Received& m);
 // The ConnectionInfo of each descriptor of a connection message (out has room for nfds);
 // false if the payload does not describe exactly nfds connections.
 bool parse_connections(const Received& m, std::span<ConnectionInfo> out);

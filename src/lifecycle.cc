@@ -87,12 +87,25 @@ void Parent::check_generation_ready()
 void Parent::drain(Worker& w)
 {
     w.draining = true;
-    const std::uint32_t grace = static_cast<std::uint32_t>(options_.grace);
-    send_message(w.channel.get(), Msg::drain,
-        { reinterpret_cast<const std::uint8_t*>(&grace), sizeof grace });
+    w.drain_owed = true;
+    send_drain(w);
     w.drain_deadline_ns
         = monotonic_ns() + (std::int64_t { options_.grace } + backstop_margin_s) * 1'000'000'000;
     arm_backstop();
+}
+
+// A full channel (a busy worker) must not lose the drain message: it is sent again when the
+// channel has room (on_worker_writable).
+void Parent::send_drain(Worker& w)
+{
+    const std::uint32_t grace = static_cast<std::uint32_t>(options_.grace);
+    const int err = send_message(w.channel.get(), Msg::drain,
+        { reinterpret_cast<const std::uint8_t*>(&grace), sizeof grace });
+    if (err == EAGAIN) {
+        event_add(w.write_event.get(), nullptr);
+        return;
+    }
+    w.drain_owed = false; // sent, or the worker is gone (SIGCHLD follows; the backstop stays)
 }
 
 // The backstop fires at the earliest deadline of the draining workers (each keeps its own, so

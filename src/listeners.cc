@@ -36,9 +36,11 @@ namespace {
     bool make_nonblocking_cloexec(int fd)
     {
         const int fl = fcntl(fd, F_GETFL);
-        set_nodelay(fd);
-        return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0
+        const bool ok = fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0
             && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
+        if (ok)
+            set_nodelay(fd);
+        return ok;
     }
 } // namespace
 

@@ -15,6 +15,8 @@ namespace {
 
     void stderr_sink(LogLevel, std::string_view message)
     {
+        if (g_pid == 0) // logging before log_to_stderr() (or after a sink was removed)
+            g_pid = getpid();
         std::fprintf(stderr, "sniproxyd[%d]: %.*s\n", static_cast<int>(g_pid),
             static_cast<int>(message.size()), message.data());
     }

@@ -159,7 +159,7 @@ void Parent::accept_batch(int listener)
 
 void Parent::on_resume(evutil_socket_t, short, void* arg)
 {
-    static_cast<Parent*>(arg)->update_accepting();
+    static_cast<Parent*>(arg)->flush_pending(); // then accepting resumes if all went
 }
 
 Parent::Worker* Parent::least_loaded()
@@ -203,6 +203,15 @@ bool Parent::hand_over(std::span<Pending> batch)
         if (err == EAGAIN) {
             event_add(w->write_event.get(), nullptr); // skip it until it has room again
             continue;
+        }
+        if (err == ENOBUFS || err == ENOMEM) {
+            // The kernel is short of memory, not the worker at fault: keep the connections,
+            // pause accepting for a second (as when out of descriptors), then try again.
+            logf(LogLevel::warning, "handing over %zu connection(s): %s; retrying in a second", k,
+                std::strerror(err));
+            const timeval one_second { 1, 0 };
+            evtimer_add(resume_event_.get(), &one_second);
+            break;
         }
         // The worker is gone or broken (EPIPE, ...): no more connections for it; SIGCHLD
         // will tell us the rest.
@@ -253,9 +262,13 @@ void Parent::update_accepting()
         && !evtimer_pending(resume_event_.get(), nullptr));
 }
 
-void Parent::on_worker_writable(evutil_socket_t, short, void* arg)
+void Parent::on_worker_writable(evutil_socket_t fd, short, void* arg)
 {
-    static_cast<Parent*>(arg)->flush_pending();
+    auto* self = static_cast<Parent*>(arg);
+    for (auto& w : self->workers_)
+        if (w->drain_owed && w->channel.get() == fd)
+            self->send_drain(*w);
+    self->flush_pending();
 }
 
 void Parent::on_worker_readable(evutil_socket_t fd, short, void* arg)

@@ -51,6 +51,7 @@ private:
         std::size_t inflight = 0; // handed over and not yet reported closed
         bool ready = false;
         bool draining = false;
+        bool drain_owed = false; // the drain message waits for room in the channel
         bool superseded = false; // killed by a rollover before it was ready
         std::int64_t started_ns = 0;
         std::int64_t drain_deadline_ns = 0; // when draining: killed if still alive then
@@ -81,6 +82,7 @@ private:
     void check_generation_ready();
     void rollover();
     void drain(Worker& w);
+    void send_drain(Worker& w);
     void arm_backstop();
     void stop(bool immediately);
     void upgrade();

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -98,10 +99,12 @@ std::size_t raise_fd_limit(int configured)
         else
             getrlimit(RLIMIT_NOFILE, &rl);
     }
-    // Two descriptors per connection (client, backend), after a margin for the worker itself
-    // and the pipes it splices through.
-    constexpr rlim_t margin = 64 + 2 * pipe_pool::max_pipes;
-    const std::size_t derived = rl.rlim_cur > 2 * margin ? (rl.rlim_cur - margin) / 2 : 32;
+    // Per connection two sockets and, while its client sends bulk data, one pipe (two more;
+    // at most pipe_pool::max_pipes pipes in all); 64 more for the worker itself.
+    constexpr rlim_t pipe_fds = 2 * pipe_pool::max_pipes;
+    const rlim_t avail = rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0;
+    const std::size_t derived
+        = std::max<rlim_t>(1, avail >= 2 * pipe_fds ? (avail - pipe_fds) / 2 : avail / 4);
     return configured > 0 ? std::min<std::size_t>(configured, derived) : derived;
 }
 

@@ -50,6 +50,7 @@ namespace {
         void flush_queue();
         void flush_at_exit();
         void start_connections(Received& m);
+        void lost_connections(const Received& m, const char* why);
         void start_drain(std::uint32_t grace_s);
 
         const Options& options_;
@@ -110,7 +111,7 @@ namespace {
                 event_base_loopbreak(base_.get());
                 return;
             case Recv::invalid:
-                logf(LogLevel::err, "worker: unexpected message on the parent channel, ignored");
+                lost_connections(m, "unexpected message on the parent channel");
                 continue;
             case Recv::message:
                 break;
@@ -128,17 +129,25 @@ namespace {
         }
     }
 
+    // A connection message we cannot use (descriptors truncated because we ran out, or a
+    // payload that does not match them): whatever descriptors came close with `m`, and the
+    // parent, which counted every connection it announced, hears that they ended.
+    void Worker::lost_connections(const Received& m, const char* why)
+    {
+        const std::size_t n = connections_in(m);
+        logf(LogLevel::err, "worker: %s, ignored%s", why,
+            n > 0 ? (", " + std::to_string(n) + " connection(s) closed").c_str() : "");
+        if (n == 0)
+            return;
+        closed_unreported_ += static_cast<std::uint32_t>(n);
+        schedule_flush();
+    }
+
     void Worker::start_connections(Received& m)
     {
         ConnectionInfo infos[max_handover];
-        if (!parse_connections(m, infos)) {
-            // Their descriptors close with `m`; the parent must still count them as ended.
-            logf(LogLevel::err, "worker: malformed connection message, %zu connection(s) closed",
-                m.nfds);
-            closed_unreported_ += static_cast<std::uint32_t>(m.nfds);
-            schedule_flush();
-            return;
-        }
+        if (!parse_connections(m, infos))
+            return lost_connections(m, "malformed connection message");
         for (std::size_t i = 0; i < m.nfds; i++) {
             auto c = std::make_unique<Connection>(
                 base_.get(), settings_, std::move(m.fds[i]), infos[i], on_connection_done, this);
@@ -254,7 +263,7 @@ namespace {
         for (int i = 0; i < 100 && (!queue_.empty() || closed_unreported_ > 0); i++) {
             flush_queue();
             pollfd p { channel_, POLLOUT, 0 };
-            if (!queue_.empty() && poll(&p, 1, 10) < 0)
+            if ((!queue_.empty() || closed_unreported_ > 0) && poll(&p, 1, 10) < 0)
                 break;
         }
     }

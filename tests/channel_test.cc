@@ -124,9 +124,12 @@ TEST_CASE("connection payloads must describe exactly the descriptors that came")
     REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, junk, { two, 1 }) == 0);
     REQUIRE(receive_message(p.b.get(), m) == Recv::message);
     CHECK_FALSE(parse_connections(m, infos));
-    // A connection message without any descriptor is invalid outright.
-    REQUIRE(send_message(p.a.get(), Msg::connection, one_record) == 0);
+    // A connection message without any descriptor is invalid outright; it still says how
+    // many connections the sender counted, so the worker can report them ended.
+    std::uint8_t three_records[3 * 36] = {};
+    REQUIRE(send_message(p.a.get(), Msg::connection, three_records) == 0);
     CHECK(receive_message(p.b.get(), m) == Recv::invalid);
+    CHECK(connections_in(m) == 3);
     // Not a connection message.
     Received log;
     log.type = Msg::log;
