@@ -16,13 +16,6 @@ namespace {
     constexpr std::size_t max_fds = max_handover + 4;
 } // namespace
 
-int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> payload, int fd)
-{
-    if (fd < 0)
-        return send_message_with_fds(channel, type, payload, {});
-    return send_message_with_fds(channel, type, payload, { &fd, 1 });
-}
-
 int send_message_with_fds(
     int channel, Msg type, std::span<const std::uint8_t> payload, std::span<const int> fds)
 {
@@ -154,7 +147,7 @@ int send_messages(int channel, std::span<const Outgoing> messages)
 
 int send_message(int channel, Msg type, std::span<const std::uint8_t> payload)
 {
-    return send_message_with_fd(channel, type, payload, -1);
+    return send_message_with_fds(channel, type, payload, {});
 }
 
 Recv receive_message(int channel, Received& out)

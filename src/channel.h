@@ -49,9 +49,8 @@ struct Outgoing {
 };
 constexpr std::size_t max_batch = 64;
 int send_messages(int channel, std::span<const Outgoing> messages);
-// Any message with a descriptor attached (fd < 0: none). Only connection messages carry
-// one; the others exist so that tests can play a misbehaving peer.
-int send_message_with_fd(int channel, Msg type, std::span<const std::uint8_t> payload, int fd);
+// Any message with descriptors attached (up to max_handover). Only connection messages carry
+// them; other combinations exist so that tests can play a misbehaving peer.
 int send_message_with_fds(
     int channel, Msg type, std::span<const std::uint8_t> payload, std::span<const int> fds);
 

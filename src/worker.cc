@@ -183,14 +183,12 @@ namespace {
         auto* self = static_cast<Worker*>(owner);
         self->connections_.erase(c);
         self->closed_unreported_++;
-        // Report closes once per loop iteration, not once per connection.
-        self->schedule_flush();
+        self->schedule_flush(); // the close count leaves in the next batch
         if (self->draining_ && self->connections_.empty())
             event_base_loopexit(self->base_.get(), nullptr);
     }
 
-    // Records wait for the end of the loop iteration and leave together (flush_queue), so a
-    // busy worker wakes the parent once per batch rather than once per connection.
+    // Records are queued and leave in batches (schedule_flush, flush_queue).
     void Worker::send_log(LogLevel level, std::string_view text)
     {
         std::string record(1, static_cast<char>(level));

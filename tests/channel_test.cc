@@ -188,7 +188,7 @@ TEST_CASE("a descriptor where none belongs is closed, and a missing one is refus
     Pair p;
     // A "log" message carrying an fd: invalid, and the fd must not leak.
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    REQUIRE(send_message_with_fd(p.a.get(), Msg::log, {}, devnull) == 0);
+    REQUIRE(send_message_with_fds(p.a.get(), Msg::log, {}, { &devnull, 1 }) == 0);
     close(devnull);
 
     const int next_free = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -119,6 +119,19 @@ void run_until_done(event_base* base, const Outcome& o)
     REQUIRE(o.done);
 }
 
+// A relay between two socketpairs, with its event loop and its owner. Members are destroyed
+// in reverse: the relay (in `o`) before the sockets' other ends and the loop.
+struct Rig {
+    EventBasePtr base { event_base_new() };
+    Pair client, backend;
+    Outcome o;
+    Rig()
+    {
+        o.relay = std::make_unique<Relay>(
+            base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
+    }
+};
+
 } // namespace
 
 // Workers ignore SIGPIPE (splice has no MSG_NOSIGNAL); so must the test.
@@ -128,15 +141,12 @@ TEST_CASE("bulk data crosses byte-exact both ways at once, and half-close is pas
 {
     REQUIRE(sigpipe_ignored);
     const int fds_before = open_fds();
-    EventBasePtr base(event_base_new());
-    Pair client, backend;
-    Outcome o;
     const std::vector<std::uint8_t> hello = { 22, 3, 1, 0, 1, 1 };
     const auto up = random_bytes(6 << 20, 1);
     const auto down = random_bytes(5 << 20, 2);
     {
-        o.relay = std::make_unique<Relay>(
-            base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
+        Rig r;
+        auto& [base, client, backend, o] = r;
         const std::vector<std::uint8_t> header = { 'P', 'R' };
         std::vector<std::uint8_t> first = header;
         first.insert(first.end(), hello.begin(), hello.end());
@@ -165,21 +175,15 @@ TEST_CASE("bulk data crosses byte-exact both ways at once, and half-close is pas
         // Bulk data went through pipes, and none is held by the finished relay.
         CHECK(pipe_pool::open_pipes() > 0);
     }
-    client.ours.reset();
-    backend.ours.reset();
-    base.reset();
     // Only the pooled (empty, reusable) pipes remain.
     CHECK(open_fds() == fds_before + 2 * static_cast<int>(pipe_pool::open_pipes()));
 }
 
 TEST_CASE("a backend that stops reading pauses the client side; nothing is lost")
 {
-    EventBasePtr base(event_base_new());
-    Pair client, backend;
-    Outcome o;
+    Rig r;
+    auto& [base, client, backend, o] = r;
     const auto up = random_bytes(3 << 20, 3);
-    o.relay = std::make_unique<Relay>(
-        base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
     o.relay->start({}, 0);
     shutdown(backend.ours.get(), SHUT_WR); // the backend sends nothing
     std::thread writer([&] { write_all(client.ours.get(), up, true); });
@@ -199,12 +203,9 @@ TEST_CASE("a backend that stops reading pauses the client side; nothing is lost"
 
 TEST_CASE("a backend reset while bulk data flows ends the relay as backend-reset")
 {
-    EventBasePtr base(event_base_new());
-    Pair client, backend;
-    Outcome o;
+    Rig r;
+    auto& [base, client, backend, o] = r;
     const auto up = random_bytes(8 << 20, 4);
-    o.relay = std::make_unique<Relay>(
-        base.get(), std::move(client.relayed), std::move(backend.relayed), on_done, &o);
     o.relay->start({}, 0);
     std::thread writer([&] { write_all(client.ours.get(), up, false); });
     pollfd p { backend.ours.get(), POLLIN, 0 };

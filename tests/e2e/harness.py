@@ -73,6 +73,20 @@ def scratch_dir(prefix="d"):
     return path
 
 
+def hosts_link(target):
+    """A symbolic link to `target` to start the daemon on, so a test can swap the whole
+    hosts directory as an administrator would (`ln -sfn`, see repoint)."""
+    link = os.path.join(scratch_dir("l"), "hosts")
+    os.symlink(target, link)
+    return link
+
+
+def repoint(link, target):
+    """Atomically points the symbolic link `link` at `target` (ln -sfn)."""
+    os.symlink(target, link + ".new")
+    os.replace(link + ".new", link)
+
+
 def free_port(host="127.0.0.1"):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:

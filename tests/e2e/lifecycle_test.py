@@ -109,13 +109,11 @@ class LifecycleTest(DaemonTestCase):
         self.addCleanup(new_hosts.close)
         old_backend = old_hosts.raw("example.com", echo_handler)
         new_backend = new_hosts.raw("example.com", echo_handler)
-        link = os.path.join(harness.scratch_dir("l"), "hosts")
-        os.symlink(old_hosts.root, link)
+        link = harness.hosts_link(old_hosts.root)
         d = self.start_daemon(hosts_dir=link, grace=10)
         old_workers = worker_pids(d)
         with open_echo(d) as s:
-            os.symlink(new_hosts.root, link + ".new")
-            os.replace(link + ".new", link)  # swap the whole configuration
+            harness.repoint(link, new_hosts.root)  # swap the whole configuration
             with open_echo(d) as before_hup:  # not seen before the rollover
                 pass
             self.assertEqual((len(old_backend.connections), len(new_backend.connections)), (2, 0))

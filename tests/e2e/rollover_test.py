@@ -189,15 +189,13 @@ class RolloverTest(DaemonTestCase):
 
     def test_failed_rollover_keeps_the_old_generation_serving(self):
         self.hosts.raw("example.com", echo_handler)
-        link = os.path.join(harness.scratch_dir("l"), "hosts")
-        os.symlink(self.hosts.root, link)
+        link = harness.hosts_link(self.hosts.root)
         d = self.start_daemon(hosts_dir=link, workers=2, grace=10)
         # the new workers die at start (young): said loudly, with the retry delay
         d.expected_problems = [r"\(generation 2\) exited with status 1",
                                r"died within 2 s of starting"]
         old = worker_pids(d)
-        os.symlink(os.path.join(harness.SCRATCH, "missing"), link + ".new")
-        os.replace(link + ".new", link)  # the configuration now points nowhere
+        harness.repoint(link, os.path.join(harness.SCRATCH, "missing"))  # points nowhere
         loop = ClientLoop(d.port).start()
         self.addCleanup(loop.stop)
         d.signal(signal.SIGHUP)
@@ -209,8 +207,7 @@ class RolloverTest(DaemonTestCase):
         self.assertEqual(set(old) & set(worker_pids(d)), set(old), "the old workers are gone")
         self.assertFalse([l for l in d.lines() if "generation 2 serving" in l])
 
-        os.symlink(self.hosts.root, link + ".new")
-        os.replace(link + ".new", link)  # repaired
+        harness.repoint(link, self.hosts.root)  # repaired
         d.signal(signal.SIGHUP)
         d.wait_lines(lambda l: "generation 3 serving" in l, timeout=10)
         wait_until(lambda: not set(old) & set(worker_pids(d)), 10, what="generation 1 to exit")

@@ -74,6 +74,17 @@ class LineTimes:
 
 
 class SupervisionTest(DaemonTestCase):
+    def start_with_a_broken_hosts_link(self):
+        """One healthy worker started on a link to the hosts directory, then the link pointed
+        nowhere: the next worker that starts dies at once (it cannot enter the directory)."""
+        self.hosts.raw("example.com", echo_handler)
+        link = harness.hosts_link(self.hosts.root)
+        d = self.start_daemon(hosts_dir=link, workers=1)
+        d.expected_problems = [r"killed by signal 9", r"exited with status 1",
+                               r"died within 2 s of starting"]
+        harness.repoint(link, os.path.join(harness.SCRATCH, "missing"))
+        return d, link
+
     def test_sigkill_worker_under_load(self):
         self.hosts.raw("example.com", echo_handler)
         d = self.start_daemon(workers=2)
@@ -119,14 +130,7 @@ class SupervisionTest(DaemonTestCase):
     def test_crash_loop_backs_off(self):
         # Workers that cannot enter the hosts directory die right at start. Start healthy,
         # point the directory nowhere, kill one worker: its replacements keep dying young.
-        self.hosts.raw("example.com", echo_handler)
-        link = os.path.join(harness.scratch_dir("l"), "hosts")
-        os.symlink(self.hosts.root, link)
-        d = self.start_daemon(hosts_dir=link, workers=1)
-        d.expected_problems = [r"killed by signal 9", r"exited with status 1",
-                               r"died within 2 s of starting"]
-        os.symlink(os.path.join(harness.SCRATCH, "missing"), link + ".new")
-        os.replace(link + ".new", link)
+        d, link = self.start_with_a_broken_hosts_link()
         times = LineTimes(d)
         self.addCleanup(times.stop)
         (victim,) = worker_pids(d)
@@ -160,8 +164,7 @@ class SupervisionTest(DaemonTestCase):
         self.assertTrue([l for l in d.lines() if "worker:" in l and "No such file or directory" in l],
                         "the worker's own reason is not logged")
         # the service recovers once the directory is back (on the next scheduled start)
-        os.symlink(self.hosts.root, link + ".new")
-        os.replace(link + ".new", link)
+        harness.repoint(link, self.hosts.root)
         d.signal(signal.SIGHUP)  # or wait up to 6.4 s for the next try
         d.wait_lines(lambda l: "generation 2 ready" in l, timeout=10)  # none to drain: no "serving"
         with open_echo(d) as s:
@@ -169,18 +172,10 @@ class SupervisionTest(DaemonTestCase):
             self.assertEqual(read_to_eof(s), b"")
 
     def test_crash_loop_ends_by_itself_once_the_directory_is_back(self):
-        self.hosts.raw("example.com", echo_handler)
-        link = os.path.join(harness.scratch_dir("l"), "hosts")
-        os.symlink(self.hosts.root, link)
-        d = self.start_daemon(hosts_dir=link, workers=1)
-        d.expected_problems = [r"killed by signal 9", r"exited with status 1",
-                               r"died within 2 s of starting"]
-        os.symlink(os.path.join(harness.SCRATCH, "missing"), link + ".new")
-        os.replace(link + ".new", link)
+        d, link = self.start_with_a_broken_hosts_link()
         os.kill(worker_pids(d)[0], signal.SIGKILL)
         d.wait_lines(lambda l: "next start in 400 ms" in l, timeout=10)
-        os.symlink(self.hosts.root, link + ".new")
-        os.replace(link + ".new", link)  # no SIGHUP: the next scheduled start succeeds
+        harness.repoint(link, self.hosts.root)  # no SIGHUP: the next scheduled start succeeds
         d.wait_lines(lambda l: "all 1 worker(s) ready again" in l, timeout=5)
         with open_echo(d) as s:
             s.shutdown(socket.SHUT_WR)
