@@ -4,7 +4,9 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 namespace sniproxy {
 
@@ -73,6 +75,32 @@ void logf(LogLevel level, const char* format, ...)
     if (n < 0)
         return;
     log_line(level, std::string_view(buf, std::min<std::size_t>(n, sizeof buf - 1)));
+}
+
+void logf_errno(LogLevel level, const char* format, ...)
+{
+    const int err = errno;
+    if (!log_enabled(level))
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, format);
+    int n = std::vsnprintf(buf, sizeof buf, format, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    std::string line(buf, std::min<std::size_t>(n, sizeof buf - 1));
+    line += ": ";
+    line += std::strerror(err);
+    log_line(level, line);
+}
+
+std::string errno_message(std::string_view what, int err)
+{
+    std::string s(what);
+    s += ": ";
+    s += std::strerror(err);
+    return s;
 }
 
 std::string sanitize_log_text(std::string_view text, std::size_t max, bool escape_backslash)

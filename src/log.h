@@ -23,6 +23,10 @@ void log_to_syslog(); // openlog(LOG_DAEMON) now, while /dev/log is reachable
 
 [[gnu::format(printf, 2, 3)]] void logf(LogLevel level, const char* format, ...);
 void log_line(LogLevel level, std::string_view message);
+// logf, then ": " and strerror of errno as it was on entry: the one way to log a failed call.
+[[gnu::format(printf, 2, 3)]] void logf_errno(LogLevel level, const char* format, ...);
+// "what: strerror(err)": the one way to put a failed call into an error string.
+std::string errno_message(std::string_view what, int err);
 
 // Escapes anything that is not printable ASCII as \xNN and cuts at max bytes, so that a
 // hostile SNI or a compromised worker cannot forge log lines or flood them.
