@@ -3,11 +3,13 @@
 //      deadline counted from the parent's accept();
 //   2. route: validate the SNI, look up exact / wildcard / _default by existence;
 //   3. connect to HOST/tls-socket, write the optional PROXY header, replay every byte the
-//      client sent (the bufferevent's input is moved, never copied or re-framed);
+//      client sent (copied once from the bufferevent's input into the first write, after
+//      the header, unchanged and never re-framed);
 //   4. forward both ways with bounded buffers and half-close, until both directions end.
 // Refusals send a fatal alert where one applies, then close promptly.
 #include "connection.h"
 
+#include "access_log.h"
 #include "channel.h"
 #include "listen_address.h"
 #include "log.h"
@@ -72,7 +74,7 @@ Connection::~Connection() = default;
 void Connection::start()
 {
     if (!client_)
-        return finish("internal-error", "bufferevent_socket_new failed");
+        return finish("internal-error", "bufferevent-failed");
     parser_ = std::make_unique<ClientHelloParser>(settings_.max_hello);
     timer_.reset(evtimer_new(base_, on_deadline, this));
     const std::int64_t left_ns
@@ -103,8 +105,8 @@ void Connection::on_hello_read(bufferevent*, void* arg)
 void Connection::on_hello_event(bufferevent*, short what, void* arg)
 {
     auto* self = static_cast<Connection*>(arg);
-    self->finish(what & BEV_EVENT_EOF ? "client-closed" : "client-error",
-        what & BEV_EVENT_ERROR ? std::string("errno=") + std::strerror(EVUTIL_SOCKET_ERROR()) : "");
+    self->finish(what & BEV_EVENT_EOF ? "client-closed" : "client-error", {},
+        what & BEV_EVENT_ERROR ? EVUTIL_SOCKET_ERROR() : 0);
 }
 
 void Connection::on_deadline(evutil_socket_t, short, void* arg)
@@ -134,8 +136,7 @@ void Connection::feed_hello()
     case ClientHelloParser::Status::need_more:
         return;
     case ClientHelloParser::Status::error:
-        return refuse(parser_->alert(), "bad-hello",
-            std::string("reason=") + hello_error_string(parser_->error()));
+        return refuse(parser_->alert(), "bad-hello", hello_error_string(parser_->error()));
     case ClientHelloParser::Status::done:
         return route_hello();
     }
@@ -147,7 +148,7 @@ void Connection::route_hello()
     RouteDecision d = decide_route(hello, settings_.all_hashed, path_exists);
     sni_ = d.sni;
     if (d.status == RouteStatus::bad_sni)
-        return refuse(Alert::unrecognized_name, "bad-sni", "reason=" + d.reason);
+        return refuse(Alert::unrecognized_name, "bad-sni", d.reason);
     if (d.status == RouteStatus::no_route)
         return refuse(Alert::unrecognized_name, "no-route", "");
     route_ = d.route.name;
@@ -161,14 +162,12 @@ void Connection::connect_backend(const Route& route)
     sockaddr_un sun {};
     sun.sun_family = AF_UNIX;
     if (!fd || route.socket.size() >= sizeof sun.sun_path)
-        return refuse(
-            Alert::internal_error, "backend-error", std::string("errno=") + std::strerror(errno));
+        return refuse(Alert::internal_error, "backend-error", {}, fd ? ENAMETOOLONG : errno);
     std::memcpy(sun.sun_path, route.socket.data(), route.socket.size());
     if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0
         && errno != EINPROGRESS) {
         const int err = errno;
-        return refuse(
-            Alert::internal_error, backend_result(err), std::string("errno=") + std::strerror(err));
+        return refuse(Alert::internal_error, backend_result(err), {}, err);
     }
     // What the backend gets first: the PROXY header, then every byte the client sent so far,
     // exactly as received.
@@ -192,9 +191,9 @@ void Connection::connect_backend(const Route& route)
     relay_->start(first, header);
 }
 
-void Connection::on_relay_done(void* owner, const char* result, const std::string& detail)
+void Connection::on_relay_done(void* owner, const char* result, int err)
 {
-    static_cast<Connection*>(owner)->finish(result, detail);
+    static_cast<Connection*>(owner)->finish(result, {}, err);
 }
 
 // Our end of the client's TCP connection, needed only for a PROXY header: not kept, to keep
@@ -207,13 +206,10 @@ sockaddr_storage Connection::local_address() const
     return local;
 }
 
-void Connection::refuse(Alert alert, const char* result, const std::string& detail)
+void Connection::refuse(Alert alert, const char* result, std::string reason, int err)
 {
     parser_.reset();
-    std::string d = detail;
-    if (alert != Alert::none)
-        d += (d.empty() ? "alert=" : " alert=") + std::to_string(static_cast<int>(alert));
-    finish(result, d, alert);
+    finish(result, std::move(reason), err, alert);
 }
 
 void Connection::on_alert_written(bufferevent* bev, void*)
@@ -238,18 +234,24 @@ void Connection::on_linger_timeout(evutil_socket_t, short, void* arg)
     self->done_(self->owner_, self);
 }
 
-void Connection::finish(const char* result, const std::string& detail, Alert alert)
+void Connection::finish(const char* result, std::string reason, int err, Alert alert)
 {
     if (finished_)
         return;
     finished_ = true;
-    const std::int64_t ms = (monotonic_ns() - accepted_ns_) / 1000000;
-    const std::uint64_t up = relay_ ? relay_->up() : 0;
-    const std::uint64_t down = relay_ ? relay_->down() : 0;
-    logf(LogLevel::info, "client=%s sni=%s route=%s result=%s%s%s up=%llu down=%llu ms=%lld",
-        format_address(peer_).c_str(), sni_.c_str(), route_.c_str(), result,
-        detail.empty() ? "" : " ", detail.c_str(), static_cast<unsigned long long>(up),
-        static_cast<unsigned long long>(down), static_cast<long long>(ms));
+    AccessRecord r;
+    r.client = format_address(peer_);
+    r.sni = std::move(sni_);
+    r.route = std::move(route_);
+    r.result = result;
+    r.reason = std::move(reason);
+    if (err != 0)
+        r.error = std::strerror(err);
+    r.alert = static_cast<int>(alert);
+    r.up = relay_ ? relay_->up() : 0;
+    r.down = relay_ ? relay_->down() : 0;
+    r.ms = (monotonic_ns() - accepted_ns_) / 1000000;
+    log_line(LogLevel::info, format_access_text(r));
     timer_.reset();
     if (alert == Alert::none || !client_) {
         client_.reset();

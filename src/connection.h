@@ -43,7 +43,7 @@ private:
     static void on_hello_read(bufferevent* bev, void* arg);
     static void on_hello_event(bufferevent* bev, short what, void* arg);
     static void on_deadline(evutil_socket_t, short, void* arg);
-    static void on_relay_done(void* owner, const char* result, const std::string& detail);
+    static void on_relay_done(void* owner, const char* result, int err);
     static void on_alert_written(bufferevent* bev, void* arg);
     static void on_linger_read(bufferevent* bev, void* arg);
     static void on_linger_event(bufferevent* bev, short what, void* arg);
@@ -52,9 +52,12 @@ private:
     void feed_hello();
     void route_hello();
     void connect_backend(const Route& route);
-    void refuse(Alert alert, const char* result, const std::string& detail);
+    void refuse(Alert alert, const char* result, std::string reason, int err = 0);
     sockaddr_storage local_address() const;
-    void finish(const char* result, const std::string& detail = {}, Alert alert = Alert::none);
+    // Logs the connection's line (reason and errno only when given), then sends the alert
+    // and lingers, or closes at once.
+    void finish(
+        const char* result, std::string reason = {}, int err = 0, Alert alert = Alert::none);
 
     event_base* base_;
     const ConnectionSettings& settings_;

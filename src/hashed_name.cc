@@ -1,7 +1,7 @@
 // hashed_name.cc: BLAKE2s-256 + base64url directory names, and the sun_path threshold.
 #include "hashed_name.h"
 
-#include "hostname.h"
+#include "hosts_layout.h"
 
 #include <blake2.h>
 
@@ -49,16 +49,9 @@ std::string host_directory(std::string_view candidate, bool all_hashed)
 {
     if (candidate == default_route_name)
         return std::string(candidate);
-    if (all_hashed || candidate.size() + tls_socket_name.size() > max_unix_path)
+    if (all_hashed || !socket_path_fits(candidate))
         return hashed_name(candidate);
     return std::string(candidate);
-}
-
-std::string socket_path(std::string_view directory)
-{
-    std::string path(directory);
-    path += tls_socket_name;
-    return path;
 }
 
 } // namespace sniproxy

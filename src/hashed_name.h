@@ -2,17 +2,13 @@
 // used when HOST/tls-socket would not fit in sun_path or when every name is to be hidden.
 #pragma once
 
+#include "hosts_layout.h"
+
 #include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace sniproxy {
-
-// sun_path is 108 bytes on Linux, one of them the terminating NUL.
-constexpr std::size_t max_unix_path = 107;
-
-// Appended to a host directory to name its backend socket.
-inline constexpr std::string_view tls_socket_name = "/tls-socket";
 
 // Unpadded URL-safe base64 (RFC 4648 section 5) of `len` bytes.
 std::string base64url_unpadded(const unsigned char* data, std::size_t len);
@@ -26,8 +22,5 @@ std::string hashed_name(std::string_view name);
 // is the candidate itself. Wildcard candidates ("*.x.y") hash their literal string.
 // The path is relative to the hosts directory, which is the workers' chroot.
 std::string host_directory(std::string_view candidate, bool all_hashed);
-
-// directory + "/tls-socket".
-std::string socket_path(std::string_view directory);
 
 } // namespace sniproxy

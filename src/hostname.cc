@@ -12,7 +12,6 @@ namespace {
 
     constexpr std::size_t max_name = 253;
     constexpr std::size_t max_label = 63;
-    constexpr std::size_t hashed_length = 43;
 
     bool is_digit(char c)
     {
@@ -25,24 +24,6 @@ namespace {
     bool is_ldh(char c)
     {
         return is_digit(c) || (c >= 'a' && c <= 'z') || c == '-';
-    }
-
-    bool is_base64url(char c)
-    {
-        return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-'
-            || c == '_';
-    }
-
-    // Value of a base64url character (is_base64url must hold).
-    unsigned base64url_value(char c)
-    {
-        if (c >= 'A' && c <= 'Z')
-            return static_cast<unsigned>(c - 'A');
-        if (c >= 'a' && c <= 'z')
-            return static_cast<unsigned>(c - 'a') + 26;
-        if (is_digit(c))
-            return static_cast<unsigned>(c - '0') + 52;
-        return c == '-' ? 62 : 63;
     }
 
     // A label a browser or inet_aton would read as a number: decimal (or octal) digits, or "0x"
@@ -171,7 +152,7 @@ std::vector<std::string> route_candidates(const std::string* canonical_sni)
         out.push_back(*canonical_sni);
         std::size_t dot = canonical_sni->find('.');
         if (dot != std::string::npos)
-            out.push_back("*" + canonical_sni->substr(dot));
+            out.push_back(std::string(wildcard_prefix) + canonical_sni->substr(dot + 1));
     }
     out.emplace_back(default_route_name);
     return out;
@@ -183,18 +164,10 @@ DirKind classify_dir_name(std::string_view name)
         return DirKind::default_route;
     if (is_canonical_hostname(name))
         return DirKind::hostname;
-    if (name.starts_with("*.") && is_canonical_hostname(name.substr(2)))
+    if (name.starts_with(wildcard_prefix)
+        && is_canonical_hostname(name.substr(wildcard_prefix.size())))
         return DirKind::wildcard;
-    if (name.size() == hashed_length) {
-        for (char c : name)
-            if (!is_base64url(c))
-                return DirKind::invalid;
-        // 43 characters carry 258 bits for 256: the encoder leaves the last 2 bits zero.
-        if ((base64url_value(name.back()) & 3) != 0)
-            return DirKind::invalid;
-        return DirKind::hashed;
-    }
-    return DirKind::invalid;
+    return is_hashed_shape(name) ? DirKind::hashed : DirKind::invalid;
 }
 
 } // namespace sniproxy

@@ -2,6 +2,8 @@
 // names a hosts directory may hold. Pure logic, no I/O: the parser and the checker share it.
 #pragma once
 
+#include "hosts_layout.h"
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,8 +36,6 @@ NameError canonicalize_hostname(std::string_view raw, std::string& out);
 // Canonical name: {name, "*." + parent (only when name has >= 2 labels), "_default"}.
 // No SNI: {"_default"}.
 std::vector<std::string> route_candidates(const std::string* canonical_sni);
-
-inline constexpr std::string_view default_route_name = "_default";
 
 enum class DirKind { hostname, wildcard, default_route, hashed, invalid };
 

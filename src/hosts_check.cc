@@ -3,9 +3,11 @@
 // hashed_name.h), following symlinks as they will inside their chroot (hosts_check_paths.cc).
 #include "hosts_check.h"
 
+#include "escape.h"
 #include "fd.h"
 #include "hashed_name.h"
 #include "hostname.h"
+#include "hosts_layout.h"
 #include "hosts_check_paths.h"
 
 #include <fcntl.h>
@@ -25,22 +27,10 @@ namespace {
     using hosts_check_detail::list_directory;
     using hosts_check_detail::Resolved;
 
-    constexpr std::string_view socket_file = "tls-socket";
-    constexpr std::string_view proxy_v1_file = "send-proxy-v1";
-    constexpr std::string_view proxy_v2_file = "send-proxy-v2";
-
     bool has_non_ascii(std::string_view s)
     {
         return std::any_of(
             s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
-    }
-
-    bool looks_hashed(std::string_view name)
-    {
-        return name.size() == 43 && std::all_of(name.begin(), name.end(), [](char c) {
-            return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-                || c == '-' || c == '_';
-        });
     }
 
     // Why a top-level name can never be routed to, with the fix when there is an obvious one.
@@ -48,9 +38,9 @@ namespace {
     {
         std::string_view prefix;
         std::string_view body = name;
-        if (body.starts_with("*.")) {
-            prefix = body.substr(0, 2);
-            body.remove_prefix(2);
+        if (body.starts_with(wildcard_prefix)) {
+            prefix = wildcard_prefix;
+            body.remove_prefix(wildcard_prefix.size());
         }
         std::string canonical;
         const NameError e = canonicalize_hostname(body, canonical);
@@ -313,21 +303,9 @@ std::vector<Finding> check_hosts_dir(const std::string& dir, const CheckOptions&
 
 std::string format_finding(const Finding& finding)
 {
-    const std::string raw = (finding.severity == Severity::error ? "error: " : "warning: ")
-        + finding.entry + ": " + finding.message;
-    std::string out;
-    out.reserve(raw.size());
-    for (const char c : raw) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u >= 0x20 && u < 0x7f && c != '\\') {
-            out += c;
-        } else {
-            char buf[5];
-            std::snprintf(buf, sizeof buf, "\\x%02x", u);
-            out += buf;
-        }
-    }
-    return out;
+    return escape((finding.severity == Severity::error ? "error: " : "warning: ") + finding.entry
+            + ": " + finding.message,
+        EscapeSet::text);
 }
 
 std::size_t print_findings(const std::vector<Finding>& findings)

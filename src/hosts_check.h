@@ -33,9 +33,9 @@ struct CheckOptions {
 // Sorted by entry (findings about the directory itself first), stable within an entry.
 std::vector<Finding> check_hosts_dir(const std::string& dir, const CheckOptions& options);
 
-// One line, no newline: "error: example.com: tls-socket is not a socket". Control characters
-// and bytes that are not printable ASCII in names are escaped as \xNN, so a hostile file name
-// cannot forge lines or drive the terminal.
+// One line, no newline: "error: example.com: tls-socket is not a socket". Backslashes, control
+// characters and bytes that are not printable ASCII are escaped as \xNN (escape.h, text), so a
+// hostile file name cannot forge lines or drive the terminal.
 std::string format_finding(const Finding& finding);
 
 // Prints each finding on stdout, then "N errors, M warnings"; returns the number of errors.

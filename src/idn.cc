@@ -17,13 +17,12 @@ namespace {
 
 } // namespace
 
-bool to_a_label(std::string_view user_input, std::string& out, std::string& error)
+bool to_a_label(std::string_view user_input, std::string* out, std::string* err)
 {
-    out.clear();
-    error.clear();
+    out->clear();
     // idn2 takes a C string: an embedded NUL would silently cut the name short.
     if (user_input.find('\0') != std::string_view::npos) {
-        error = "contains a NUL byte";
+        *err = "contains a NUL byte";
         return false;
     }
     const std::string input(user_input);
@@ -36,26 +35,26 @@ bool to_a_label(std::string_view user_input, std::string& out, std::string& erro
     const int rc = idn2_to_ascii_8z(input.c_str(), &raw, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
     const std::unique_ptr<char, Idn2Free> owned(raw);
     if (rc != IDN2_OK) {
-        error = idn2_strerror(rc);
+        *err = idn2_strerror(rc);
         return false;
     }
     std::string_view ascii(raw);
     // The mapping turns a full-width "＊．" into "*." as well, so test after it.
     std::string_view prefix;
-    if (ascii.starts_with("*.")) {
-        prefix = ascii.substr(0, 2);
-        ascii.remove_prefix(2);
+    if (ascii.starts_with(wildcard_prefix)) {
+        prefix = wildcard_prefix;
+        ascii.remove_prefix(wildcard_prefix.size());
     }
     std::string canonical;
     // This drops the one trailing dot a user may type, and rejects IP literals, empty labels,
     // over-long names and anything outside [a-z0-9-], as the daemon would for an SNI.
     if (const NameError e = canonicalize_hostname(ascii, canonical); e != NameError::ok) {
-        error = name_error_string(e);
+        *err = name_error_string(e);
         return false;
     }
-    out.reserve(prefix.size() + canonical.size());
-    out.append(prefix);
-    out.append(canonical);
+    out->reserve(prefix.size() + canonical.size());
+    out->append(prefix);
+    out->append(canonical);
     return true;
 }
 

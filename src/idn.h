@@ -12,8 +12,8 @@ namespace sniproxy {
 // result is lowercase, has no trailing dot and is a valid LDH hostname that is not an IP
 // literal. A leading "*." is kept, for wildcard entries: "*.bücher.example" ->
 // "*.xn--bcher-kva.example". One trailing dot is dropped, as for an SNI.
-// On failure `out` is empty and `error` says why: libidn2's idn2_strerror() text, or the short
+// On failure `*out` is empty and `*err` says why: libidn2's idn2_strerror() text, or the short
 // reason of name_error_string() ("bad-char", "ip-literal", ...).
-bool to_a_label(std::string_view user_input, std::string& out, std::string& error);
+bool to_a_label(std::string_view user_input, std::string* out, std::string* err);
 
 } // namespace sniproxy

@@ -1,6 +1,8 @@
 // log.cc: the logging sinks (stderr, syslog, or a forwarding hook set by workers).
 #include "log.h"
 
+#include "escape.h"
+
 #include <syslog.h>
 #include <unistd.h>
 
@@ -105,23 +107,7 @@ std::string errno_message(std::string_view what, int err)
 
 std::string sanitize_log_text(std::string_view text, std::size_t max, bool escape_backslash)
 {
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(std::min(text.size(), max));
-    for (unsigned char c : text) {
-        if (out.size() >= max) {
-            out += "...";
-            break;
-        }
-        if (c >= 0x20 && c < 0x7f && (c != '\\' || !escape_backslash)) {
-            out += static_cast<char>(c);
-        } else {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
+    return escape(text, escape_backslash ? EscapeSet::text : EscapeSet::escaped_text, max);
 }
 
 } // namespace sniproxy

@@ -28,10 +28,9 @@ void log_line(LogLevel level, std::string_view message);
 // "what: strerror(err)": the one way to put a failed call into an error string.
 std::string errno_message(std::string_view what, int err);
 
-// Escapes anything that is not printable ASCII as \xNN and cuts at max bytes, so that a
-// hostile SNI or a compromised worker cannot forge log lines or flood them.
-// The parent passes escape_backslash=false for worker records, which are escaped already:
-// it still removes every control byte, but does not escape the worker's escapes again.
+// A whole record made safe for one line (escape.h, EscapeSet::text), cut after max bytes.
+// The parent passes escape_backslash=false for worker records, which are escaped already
+// (EscapeSet::escaped_text): every control byte still goes, the worker's escapes stay.
 std::string sanitize_log_text(
     std::string_view text, std::size_t max = 512, bool escape_backslash = true);
 

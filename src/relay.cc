@@ -230,7 +230,7 @@ void Relay::end_of(Direction& d)
         return; // flush() comes back here
     Direction& other = d.is_up ? down_ : up_;
     if (other.shut) // both ended: closing the sockets (our owner does) passes the end on
-        return done_(owner_, "ok", "");
+        return done_(owner_, "ok", 0);
     if (!d.shut) {
         shutdown(d.to, SHUT_WR);
         d.shut = true;
@@ -245,8 +245,7 @@ void Relay::fail(Direction& d, bool reading, int err)
     event_del(down_.writable.get());
     // Reading fails on the side we read from; writing on the side we write to.
     const bool client_side = d.is_up == reading;
-    done_(owner_, client_side ? "client-reset" : "backend-reset",
-        std::string("errno=") + std::strerror(err));
+    done_(owner_, client_side ? "client-reset" : "backend-reset", err);
 }
 
 } // namespace sniproxy

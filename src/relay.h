@@ -22,7 +22,8 @@ class Relay {
 public:
     // Called once when both directions have ended (result "ok") or one side failed. The owner
     // then destroys the relay: closing the sockets is what passes the last end of file on.
-    using DoneFn = void (*)(void* owner, const char* result, const std::string& detail);
+    // `err` is the errno of the failed read or write, 0 for "ok".
+    using DoneFn = void (*)(void* owner, const char* result, int err);
 
     Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, void* owner);
     ~Relay();

@@ -3,7 +3,7 @@
 
 #include "hashed_name.h"
 #include "hostname.h"
-#include "log.h"
+#include "hosts_layout.h"
 
 #include <sys/stat.h>
 
@@ -17,7 +17,7 @@ RouteDecision decide_route(const HelloInfo& hello, bool all_hashed, const PathEx
         const NameError e = canonicalize_hostname(hello.sni, canonical);
         if (e != NameError::ok) {
             d.status = RouteStatus::bad_sni;
-            d.sni = sanitize_log_text(hello.sni, 80);
+            d.sni = hello.sni; // escaped, and cut, by the log line
             d.reason = name_error_string(e);
             return d;
         }
@@ -33,9 +33,9 @@ RouteDecision decide_route(const HelloInfo& hello, bool all_hashed, const PathEx
         d.status = RouteStatus::found;
         d.route.name = candidate;
         d.route.socket = socket;
-        if (exists(dir + "/send-proxy-v2"))
+        if (exists(entry_path(dir, proxy_v2_file)))
             d.route.proxy = ProxyHeader::v2;
-        else if (exists(dir + "/send-proxy-v1"))
+        else if (exists(entry_path(dir, proxy_v1_file)))
             d.route.proxy = ProxyHeader::v1;
         return d;
     }

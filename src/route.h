@@ -22,7 +22,7 @@ enum class RouteStatus { found, no_route, bad_sni };
 struct RouteDecision {
     RouteStatus status = RouteStatus::no_route;
     Route route;
-    std::string sni; // canonical SNI, or the raw one escaped for the log when invalid, or "-"
+    std::string sni; // canonical SNI, the raw bytes of an invalid one (for the log), or "-"
     std::string reason; // why the SNI was refused (bad_sni)
 };
 

@@ -25,6 +25,7 @@
 //   Exit 2: usage error (unknown command or option, missing argument, unknown -u user).
 #include "config.h"
 
+#include "escape.h"
 #include "hashed_name.h"
 #include "hosts_check.h"
 #include "idn.h"
@@ -56,22 +57,11 @@ void usage(std::FILE* out)
         DEFAULT_HOSTS_DIR, DEFAULT_USER);
 }
 
-// Arguments are echoed in messages: keep control characters from reaching the terminal.
-// Bytes >= 0x80 pass, as a UTF-8 name is what the operator typed.
+// Arguments are echoed in messages: the one escaper keeps control characters (and bytes that
+// are not ASCII, which the A-label in the message shows anyway) from reaching the terminal.
 std::string printable(std::string_view s)
 {
-    std::string out;
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f) {
-            char buf[5];
-            std::snprintf(buf, sizeof buf, "\\x%02x", u);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out;
+    return sniproxy::escape(s, sniproxy::EscapeSet::text);
 }
 
 int cmd_hostname(int argc, char* argv[])
@@ -98,7 +88,7 @@ int cmd_hostname(int argc, char* argv[])
     int status = 0;
     for (int i = optind; i < argc; ++i) {
         std::string a_label, error;
-        if (!sniproxy::to_a_label(argv[i], a_label, error)) {
+        if (!sniproxy::to_a_label(argv[i], &a_label, &error)) {
             std::fprintf(
                 stderr, "sniproxyctl: %s: %s\n", printable(argv[i]).c_str(), error.c_str());
             status = 1;

@@ -11,14 +11,14 @@ namespace {
 std::string a_label(std::string_view input) // "" on error
 {
     std::string out, error;
-    to_a_label(input, out, error);
+    to_a_label(input, &out, &error);
     return out;
 }
 
 std::string error_of(std::string_view input) // "" on success
 {
     std::string out, error;
-    if (to_a_label(input, out, error))
+    if (to_a_label(input, &out, &error))
         return "";
     CHECK(out.empty());
     CHECK(!error.empty());

@@ -92,7 +92,7 @@ struct Outcome {
     std::uint64_t up = 0, down = 0;
 };
 
-void on_done(void* owner, const char* result, const std::string&)
+void on_done(void* owner, const char* result, int)
 {
     auto* o = static_cast<Outcome*>(owner);
     o->done = true;
