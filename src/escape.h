@@ -19,6 +19,11 @@ enum class EscapeSet {
     // A message for a person (checker findings, sniproxyctl's stderr): printable ASCII and space,
     // except `\` (\x5c), so every \xNN in the output stands for exactly one input byte.
     text,
+    // A message echoing what an operator typed, for a terminal: as `text`, but well-formed UTF-8
+    // passes too, so "Bücher.example" reads as typed. Not the C1 controls (U+0080-U+009F), nor
+    // line/paragraph separators and bidi controls (U+2028-U+202E, U+2066-U+2069, U+200E-U+200F),
+    // nor any malformed, overlong or surrogate sequence: those bytes are \xNN each.
+    terminal,
     // Text that an escaper has already seen (a worker's record, checked again by the parent):
     // as `text`, but `\` passes so that the worker's escapes are not escaped again.
     escaped_text,

@@ -57,11 +57,11 @@ void usage(std::FILE* out)
         DEFAULT_HOSTS_DIR, DEFAULT_USER);
 }
 
-// Arguments are echoed in messages: the one escaper keeps control characters (and bytes that
-// are not ASCII, which the A-label in the message shows anyway) from reaching the terminal.
+// Arguments are echoed in messages: keep control characters from reaching the terminal.
+// Well-formed UTF-8 passes, as a UTF-8 name is what the operator typed.
 std::string printable(std::string_view s)
 {
-    return sniproxy::escape(s, sniproxy::EscapeSet::text);
+    return sniproxy::escape(s, sniproxy::EscapeSet::terminal);
 }
 
 int cmd_hostname(int argc, char* argv[])

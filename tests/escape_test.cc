@@ -57,6 +57,27 @@ TEST_CASE("text keeps spaces, escapes backslashes; escaped text keeps both", "[e
     CHECK(escape("sni=a\\x00b\n", EscapeSet::escaped_text) == "sni=a\\x00b\\x0a");
 }
 
+TEST_CASE("terminal text keeps well-formed, printable UTF-8 only", "[escape]")
+{
+    const auto t = [](std::string_view in) { return escape(in, EscapeSet::terminal); };
+    const std::string typed = "B\xc3\xbc"
+                              "cher.example \xef\xbc\xbf \xf0\x9f\x98\x80";
+    CHECK(t(typed) == typed);
+    CHECK(t("evil\n.example\\") == "evil\\x0a.example\\x5c");
+    CHECK(t("\xc2\x9b"
+            "2J")
+        == "\\xc2\\x9b2J"); // C1 CSI
+    CHECK(t("\xe2\x80\xae"
+            "abc")
+        == "\\xe2\\x80\\xaeabc"); // right-to-left override
+    CHECK(t("\xe2\x80\xa8") == "\\xe2\\x80\\xa8"); // line separator
+    CHECK(t("\xc0\xaf") == "\\xc0\\xaf"); // overlong "/"
+    CHECK(t("\xed\xa0\x80") == "\\xed\\xa0\\x80"); // a surrogate
+    CHECK(t("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80"); // beyond U+10FFFF
+    CHECK(t("\xc3") == "\\xc3"); // cut short
+    CHECK(t("\xff\xc3\xbc") == "\\xff\xc3\xbc");
+}
+
 TEST_CASE("JSON strings are valid, ASCII and give the bytes back", "[escape]")
 {
     CHECK(json("example.com") == "\"example.com\"");
