@@ -99,7 +99,7 @@ namespace {
     bool is_canonical_hostname(std::string_view name)
     {
         std::string out;
-        return canonicalize_hostname(name, out) == NameError::ok && out == name;
+        return canonicalize_hostname(name, &out) == NameError::ok && out == name;
     }
 
 } // namespace
@@ -127,9 +127,9 @@ const char* name_error_string(NameError e)
     return "unknown";
 }
 
-NameError canonicalize_hostname(std::string_view raw, std::string& out)
+NameError canonicalize_hostname(std::string_view raw, std::string* out)
 {
-    out.clear();
+    out->clear();
     if (!raw.empty() && raw.back() == '.')
         raw.remove_suffix(1);
     // Reject before copying: a hostile SNI may be up to 64 KiB.
@@ -141,7 +141,7 @@ NameError canonicalize_hostname(std::string_view raw, std::string& out)
             c = static_cast<char>(c - 'A' + 'a');
     NameError e = check_canonical(name);
     if (e == NameError::ok)
-        out = std::move(name);
+        *out = std::move(name);
     return e;
 }
 

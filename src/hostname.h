@@ -28,9 +28,9 @@ const char* name_error_string(NameError);
 // trailing dot, then validate as an RFC 1123 LDH hostname (A-labels only). IP literals are
 // rejected: a last label that is all digits or "0x" + hex digits (the WHATWG URL rule, a
 // superset of what inet_aton accepts), or an IPv6 address with or without brackets.
-// On success `out` holds the canonical name; on any error it is left empty, so a rejected
+// On success `*out` holds the canonical name; on any error it is left empty, so a rejected
 // name can never be used by mistake. The first error found left to right is reported.
-NameError canonicalize_hostname(std::string_view raw, std::string& out);
+NameError canonicalize_hostname(std::string_view raw, std::string* out);
 
 // Route candidates in lookup order. nullptr means the hello had no SNI.
 // Canonical name: {name, "*." + parent (only when name has >= 2 labels), "_default"}.

@@ -7,8 +7,9 @@
 #include "fd.h"
 #include "hashed_name.h"
 #include "hostname.h"
-#include "hosts_layout.h"
 #include "hosts_check_paths.h"
+#include "hosts_layout.h"
+#include "log.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -43,7 +44,7 @@ namespace {
             body.remove_prefix(wildcard_prefix.size());
         }
         std::string canonical;
-        const NameError e = canonicalize_hostname(body, canonical);
+        const NameError e = canonicalize_hostname(body, &canonical);
         if (e == NameError::ok) {
             std::string msg
                 = "not a valid name: the daemon only looks up lowercase names without a "
@@ -83,8 +84,7 @@ namespace {
         {
             struct stat st;
             if (fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                add(Severity::error, name,
-                    std::string("cannot examine it: ") + std::strerror(errno));
+                add(Severity::error, name, errno_message("cannot examine it", errno));
                 return;
             }
             if (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
@@ -181,7 +181,7 @@ namespace {
             case Resolved::Status::error:
                 break;
             }
-            return "cannot examine " + what + ": " + r.path + ": " + std::strerror(r.err);
+            return errno_message("cannot examine " + what + ": " + r.path, r.err);
         }
 
         void check_contents(const std::string& name, const std::string& dir_rel)
@@ -191,8 +191,7 @@ namespace {
             std::vector<std::string> names;
             const int e = dir_fd ? list_directory(dir_fd.get(), names) : errno;
             if (e != 0) {
-                add(Severity::error, name,
-                    std::string("cannot read the directory: ") + std::strerror(e));
+                add(Severity::error, name, errno_message("cannot read the directory", e));
                 return;
             }
             bool socket = false, v1 = false, v2 = false;
@@ -254,7 +253,7 @@ namespace {
                 add(Severity::warning, name, "tls-socket: nobody listens on it");
             else if (e != 0)
                 add(Severity::warning, name,
-                    std::string("tls-socket: cannot connect: ") + std::strerror(e)
+                    errno_message("tls-socket: cannot connect", e)
                         + (e == ENOENT ? " (is /proc mounted?)" : ""));
         }
 
@@ -276,15 +275,15 @@ std::vector<Finding> check_hosts_dir(const std::string& dir, const CheckOptions&
         const int e = errno;
         out.push_back(Finding { Severity::error, dir,
             e == ENOTDIR ? std::string("not a directory")
-                         : std::string("cannot open the hosts directory: ") + std::strerror(e) });
+                         : errno_message("cannot open the hosts directory", e) });
         return out;
     }
     std::vector<std::string> names;
     struct stat st;
     const int e = fstat(root.get(), &st) != 0 ? errno : list_directory(root.get(), names);
     if (e != 0) {
-        out.push_back(Finding { Severity::error, dir,
-            std::string("cannot read the hosts directory: ") + std::strerror(e) });
+        out.push_back(
+            Finding { Severity::error, dir, errno_message("cannot read the hosts directory", e) });
         return out;
     }
     Checker checker(root.get(), dir, options, out);

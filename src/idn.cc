@@ -48,7 +48,7 @@ bool to_a_label(std::string_view user_input, std::string* out, std::string* err)
     std::string canonical;
     // This drops the one trailing dot a user may type, and rejects IP literals, empty labels,
     // over-long names and anything outside [a-z0-9-], as the daemon would for an SNI.
-    if (const NameError e = canonicalize_hostname(ascii, canonical); e != NameError::ok) {
+    if (const NameError e = canonicalize_hostname(ascii, &canonical); e != NameError::ok) {
         *err = name_error_string(e);
         return false;
     }

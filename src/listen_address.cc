@@ -1,6 +1,8 @@
 // listen_address.cc: parsing and printing of listener and peer addresses (no I/O).
 #include "listen_address.h"
 
+#include "log.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -43,33 +45,34 @@ namespace {
     }
 } // namespace
 
-std::string parse_listen_address(std::string_view text, std::vector<ListenAddress>& out)
+bool parse_listen_address(std::string_view text, std::vector<ListenAddress>* out, std::string* err)
 {
     const std::string quoted = "-l '" + std::string(text) + "': ";
     const auto colon = text.rfind(':');
     if (colon == std::string_view::npos)
-        return quoted + "expected ADDRESS:PORT, e.g. 127.0.0.1:443, [::1]:443 or *:443";
+        return set_error(
+            err, quoted + "expected ADDRESS:PORT, e.g. 127.0.0.1:443, [::1]:443 or *:443");
     std::string host(text.substr(0, colon));
     in_port_t port = 0;
     if (!parse_port(text.substr(colon + 1), port))
-        return quoted + "the port must be a number from 1 to 65535";
+        return set_error(err, quoted + "the port must be a number from 1 to 65535");
     if (host == "*") {
-        out.push_back(v4(in_addr { htonl(INADDR_ANY) }, port));
-        out.push_back(v6(in6addr_any, port));
-        return "";
+        out->push_back(v4(in_addr { htonl(INADDR_ANY) }, port));
+        out->push_back(v6(in6addr_any, port));
+        return true;
     }
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
         in6_addr a6 {};
         if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6) != 1)
-            return quoted + "not a numeric IPv6 address";
-        out.push_back(v6(a6, port));
-        return "";
+            return set_error(err, quoted + "not a numeric IPv6 address");
+        out->push_back(v6(a6, port));
+        return true;
     }
     in_addr a4 {};
     if (inet_pton(AF_INET, host.c_str(), &a4) != 1)
-        return quoted + "not a numeric IPv4 address (write IPv6 as [addr]:port)";
-    out.push_back(v4(a4, port));
-    return "";
+        return set_error(err, quoted + "not a numeric IPv4 address (write IPv6 as [addr]:port)");
+    out->push_back(v4(a4, port));
+    return true;
 }
 
 std::string format_address(const sockaddr_storage& addr)

@@ -15,8 +15,9 @@ struct ListenAddress {
 };
 
 // Accepts "127.0.0.1:8443", "[::1]:8443" and "*:443" (IPv4 and IPv6 wildcards). Addresses are
-// numeric: a listener must not depend on DNS at boot. Returns "" or a one-line error.
-std::string parse_listen_address(std::string_view text, std::vector<ListenAddress>& out);
+// numeric: a listener must not depend on DNS at boot. Appends to `*out`, or returns false
+// with a one-line `*err`.
+bool parse_listen_address(std::string_view text, std::vector<ListenAddress>* out, std::string* err);
 
 // "192.0.2.1:443", "[2001:db8::1]:443", "unix" or "?" for anything else.
 std::string format_address(const sockaddr_storage& addr);

@@ -1,6 +1,8 @@
 // listeners.cc: socket(), bind(), listen() for -l, and socket adoption for service managers.
 #include "listeners.h"
 
+#include "log.h"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,30 +46,34 @@ namespace {
     }
 } // namespace
 
-std::string bind_listeners(const std::vector<ListenAddress>& addresses, std::vector<UniqueFd>& out)
+bool bind_listeners(
+    const std::vector<ListenAddress>& addresses, std::vector<UniqueFd>* out, std::string* err)
 {
     for (const ListenAddress& a : addresses) {
         const std::string where = format_address(a.addr);
         UniqueFd fd(socket(a.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!fd)
-            return "socket for " + where + ": " + std::strerror(errno);
+            return set_error(err, errno_message("socket for " + where, errno));
         const int one = 1;
         setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         set_nodelay(fd.get());
         if (a.addr.ss_family == AF_INET6
             && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
-            return "IPV6_V6ONLY on " + where + ": " + std::strerror(errno);
-        if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0)
-            return "cannot listen on " + where + ": " + std::strerror(errno)
-                + (errno == EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "");
+            return set_error(err, errno_message("IPV6_V6ONLY on " + where, errno));
+        if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0) {
+            const int e = errno;
+            return set_error(err,
+                errno_message("cannot listen on " + where, e)
+                    + (e == EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : ""));
+        }
         if (listen(fd.get(), backlog) != 0)
-            return "listen on " + where + ": " + std::strerror(errno);
-        out.push_back(std::move(fd));
+            return set_error(err, errno_message("listen on " + where, errno));
+        out->push_back(std::move(fd));
     }
-    return "";
+    return true;
 }
 
-bool adopt_listeners(std::vector<UniqueFd>& out, std::string& how, std::string& error)
+bool adopt_listeners(std::vector<UniqueFd>* out, std::string* how, std::string* err)
 {
     const char* pid = std::getenv("LISTEN_PID");
     const char* fds = std::getenv("LISTEN_FDS");
@@ -79,23 +85,20 @@ bool adopt_listeners(std::vector<UniqueFd>& out, std::string& how, std::string& 
         for (long i = 0; i < n && i < 64; i++) {
             const int fd = 3 + static_cast<int>(i);
             if (!is_listening_socket(fd) || !make_nonblocking_cloexec(fd)) {
-                error
-                    = "LISTEN_FDS: descriptor " + std::to_string(fd) + " is not a listening socket";
-                return false;
+                return set_error(err,
+                    "LISTEN_FDS: descriptor " + std::to_string(fd) + " is not a listening socket");
             }
-            out.emplace_back(fd);
+            out->emplace_back(fd);
         }
-        how = "systemd (LISTEN_FDS=" + std::to_string(n) + ")";
+        *how = "systemd (LISTEN_FDS=" + std::to_string(n) + ")";
         return n > 0;
     }
     if (is_listening_socket(0)) {
         const int fd = fcntl(0, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0 || !make_nonblocking_cloexec(fd)) {
-            error = std::string("adopting the socket on stdin: ") + std::strerror(errno);
-            return false;
-        }
-        out.emplace_back(fd);
-        how = "the socket on standard input";
+        if (fd < 0 || !make_nonblocking_cloexec(fd))
+            return set_error(err, errno_message("adopting the socket on stdin", errno));
+        out->emplace_back(fd);
+        *how = "the socket on standard input";
         return true;
     }
     return false;

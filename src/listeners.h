@@ -9,14 +9,15 @@
 
 namespace sniproxy {
 
-// Binds and listens on each address (non-blocking, close-on-exec, IPv6 sockets v6-only).
-// Returns "" or an error naming the address.
-std::string bind_listeners(const std::vector<ListenAddress>& addresses, std::vector<UniqueFd>& out);
+// Binds and listens on each address (non-blocking, close-on-exec, IPv6 sockets v6-only),
+// appending to `*out`; false and an error naming the address in `*err` if one fails.
+bool bind_listeners(
+    const std::vector<ListenAddress>& addresses, std::vector<UniqueFd>* out, std::string* err);
 
 // Adopts systemd's LISTEN_FDS (when LISTEN_PID is us) or a listening socket on stdin
-// (inetd "wait", s6, StandardInput=socket). Returns false when there is none; `how` says
-// where they came from, `error` is set when something was passed but is unusable.
-bool adopt_listeners(std::vector<UniqueFd>& out, std::string& how, std::string& error);
+// (inetd "wait", s6, StandardInput=socket). Returns false when there is none; `*how` says
+// where they came from, `*err` is set when something was passed but is unusable.
+bool adopt_listeners(std::vector<UniqueFd>* out, std::string* how, std::string* err);
 
 // inetd "wait" passes the listening socket as stdin, stdout and stderr: once adopted, point
 // any standard descriptor that is a listening socket at /dev/null, so that no worker (and no

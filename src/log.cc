@@ -105,6 +105,12 @@ std::string errno_message(std::string_view what, int err)
     return s;
 }
 
+bool set_error(std::string* err, std::string message)
+{
+    *err = std::move(message);
+    return false;
+}
+
 std::string sanitize_log_text(std::string_view text, std::size_t max, bool escape_backslash)
 {
     return escape(text, escape_backslash ? EscapeSet::text : EscapeSet::escaped_text, max);

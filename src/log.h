@@ -27,6 +27,9 @@ void log_line(LogLevel level, std::string_view message);
 [[gnu::format(printf, 2, 3)]] void logf_errno(LogLevel level, const char* format, ...);
 // "what: strerror(err)": the one way to put a failed call into an error string.
 std::string errno_message(std::string_view what, int err);
+// Sets *err and returns false, for `return set_error(err, "why");` in a function that fails
+// the one way (bool, std::string* err last).
+bool set_error(std::string* err, std::string message);
 
 // A whole record made safe for one line (escape.h, EscapeSet::text), cut after max bytes.
 // The parent passes escape_backslash=false for worker records, which are escaped already

@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include "config.h"
+#include "log.h"
 
 #include <unistd.h>
 
@@ -52,8 +53,9 @@ std::string usage_text()
            " -T 10 -g 10 -w <CPUs> -l *:443\n";
 }
 
-std::string parse_options(int argc, char* const argv[], Options& o)
+bool parse_options(int argc, char* const argv[], Options* options, std::string* err)
 {
+    Options& o = *options;
     o = Options {};
     o.hosts_dir = DEFAULT_HOSTS_DIR;
     o.user = DEFAULT_USER;
@@ -94,38 +96,38 @@ std::string parse_options(int argc, char* const argv[], Options& o)
             break;
         case 'c':
             if (!parse_int(optarg, 1, 1000000, o.max_connections))
-                return range_error('c', optarg, 1, 1000000);
+                return set_error(err, range_error('c', optarg, 1, 1000000));
             break;
         case 'g':
             if (!parse_int(optarg, 0, 86400, o.grace))
-                return range_error('g', optarg, 0, 86400);
+                return set_error(err, range_error('g', optarg, 0, 86400));
             break;
         case 'T':
             if (!parse_int(optarg, 1, 3600, o.hello_timeout))
-                return range_error('T', optarg, 1, 3600);
+                return set_error(err, range_error('T', optarg, 1, 3600));
             break;
         case 'w':
             if (!parse_int(optarg, 1, 256, o.workers))
-                return range_error('w', optarg, 1, 256);
+                return set_error(err, range_error('w', optarg, 1, 256));
             break;
         case 'W':
             if (!parse_worker_spec(optarg, o.worker))
-                return "-W is internal to sniproxyd";
+                return set_error(err, "-W is internal to sniproxyd");
             o.is_worker = true;
             break;
         case ':':
-            return std::string("-") + static_cast<char>(optopt) + " needs a value";
+            return set_error(err, std::string("-") + static_cast<char>(optopt) + " needs a value");
         default:
-            return std::string("unknown option -") + static_cast<char>(optopt);
+            return set_error(err, std::string("unknown option -") + static_cast<char>(optopt));
         }
     }
     if (optind < argc)
-        return std::string("unexpected argument '") + argv[optind] + "'";
+        return set_error(err, std::string("unexpected argument '") + argv[optind] + "'");
     if (o.hosts_dir.empty())
-        return "-H: the hosts directory must not be empty";
+        return set_error(err, "-H: the hosts directory must not be empty");
     if (o.user.empty())
-        return "-u: the user must not be empty";
-    return "";
+        return set_error(err, "-u: the user must not be empty");
+    return true;
 }
 
 std::vector<std::string> worker_arguments(const Options& o, const Options::Worker& w)

@@ -36,8 +36,9 @@ struct Options {
     bool is_worker = false;
 };
 
-// Fills `options` (defaults from configure first). Returns "" or a one-line error.
-std::string parse_options(int argc, char* const argv[], Options& options);
+// Fills `*options` (defaults from configure first); false and a one-line `*err` if the
+// command line is wrong.
+bool parse_options(int argc, char* const argv[], Options* options, std::string* err);
 std::string usage_text();
 // The argv a worker is started with: the settings it needs and nothing else.
 std::vector<std::string> worker_arguments(const Options& options, const Options::Worker& w);

@@ -14,7 +14,7 @@ RouteDecision decide_route(const HelloInfo& hello, bool all_hashed, const PathEx
     RouteDecision d;
     std::string canonical;
     if (hello.has_sni) {
-        const NameError e = canonicalize_hostname(hello.sni, canonical);
+        const NameError e = canonicalize_hostname(hello.sni, &canonical);
         if (e != NameError::ok) {
             d.status = RouteStatus::bad_sni;
             d.sni = hello.sni; // escaped, and cut, by the log line

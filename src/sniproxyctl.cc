@@ -29,6 +29,7 @@
 #include "hashed_name.h"
 #include "hosts_check.h"
 #include "idn.h"
+#include "log.h"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -172,7 +173,8 @@ int main(int argc, char* argv[])
     }
     // A full disk or closed pipe must not look like success to a script.
     if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-        std::fprintf(stderr, "sniproxyctl: write error: %s\n", std::strerror(errno));
+        std::fprintf(
+            stderr, "sniproxyctl: %s\n", sniproxy::errno_message("write error", errno).c_str());
         return exit_usage;
     }
     return status;

@@ -41,7 +41,7 @@ int check_only(const Options& o)
     std::vector<Finding> findings;
     std::vector<ListenAddress> addresses;
     for (const std::string& l : o.listen) {
-        if (std::string e = parse_listen_address(l, addresses); !e.empty())
+        if (std::string e; !parse_listen_address(l, &addresses, &e))
             findings.push_back({ Finding::Severity::error, "-l", e });
     }
     CheckOptions check;
@@ -58,31 +58,33 @@ int check_only(const Options& o)
     return print_findings(findings) ? 1 : 0;
 }
 
-std::string open_listeners(const Options& o, bool upgrading, std::vector<UniqueFd>& out)
+bool open_listeners(const Options& o, bool upgrading, std::vector<UniqueFd>* out, std::string* err)
 {
     std::vector<ListenAddress> addresses;
     if (upgrading) { // the old parent's sockets, whatever -l says
         std::string how, error;
-        if (adopt_listeners(out, how, error))
-            return "";
-        return "upgrade: no listening sockets were passed" + (error.empty() ? "" : ": " + error);
+        if (adopt_listeners(out, &how, &error))
+            return true;
+        return set_error(
+            err, "upgrade: no listening sockets were passed" + (error.empty() ? "" : ": " + error));
     }
     if (o.listen.empty()) {
-        std::string how, error;
-        if (adopt_listeners(out, how, error)) {
-            logf(LogLevel::notice, "listening on %zu socket(s) from %s", out.size(), how.c_str());
+        std::string how;
+        err->clear();
+        if (adopt_listeners(out, &how, err)) {
+            logf(LogLevel::notice, "listening on %zu socket(s) from %s", out->size(), how.c_str());
             detach_stdio_sockets();
-            return "";
+            return true;
         }
-        if (!error.empty())
-            return error;
+        if (!err->empty())
+            return false;
     }
     for (const std::string& l :
         o.listen.empty() ? std::vector<std::string> { "*:443" } : o.listen) {
-        if (std::string e = parse_listen_address(l, addresses); !e.empty())
-            return e;
+        if (!parse_listen_address(l, &addresses, err))
+            return false;
     }
-    return bind_listeners(addresses, out);
+    return bind_listeners(addresses, out, err);
 }
 
 // Lets each worker hold as many connections as the hard limit allows.
@@ -108,15 +110,19 @@ std::size_t raise_fd_limit(int configured)
     return configured > 0 ? std::min<std::size_t>(configured, derived) : derived;
 }
 
-bool write_pidfile(const std::string& path)
+bool write_pidfile(const std::string& path, std::string* err)
 {
-    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return false;
+    const UniqueFd fd(
+        open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!fd)
+        return set_error(err, errno_message("pid file " + path, errno));
     const std::string pid = std::to_string(getpid()) + "\n";
-    const bool ok = write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
-    close(fd);
-    return ok;
+    const ssize_t n = write(fd.get(), pid.data(), pid.size());
+    if (n != static_cast<ssize_t>(pid.size()))
+        return set_error(err,
+            n < 0 ? errno_message("pid file " + path, errno)
+                  : "pid file " + path + ": short write");
+    return true;
 }
 
 pid_t read_pidfile(const std::string& path)
@@ -136,7 +142,7 @@ pid_t read_pidfile(const std::string& path)
 int main(int argc, char* argv[])
 {
     Options o;
-    if (std::string e = parse_options(argc, argv, o); !e.empty()) {
+    if (std::string e; !parse_options(argc, argv, &o, &e)) {
         std::fprintf(stderr, "sniproxyd: %s\n%s", e.c_str(), usage_text().c_str());
         return 1;
     }
@@ -171,7 +177,7 @@ int main(int argc, char* argv[])
         identity = { geteuid(), getegid(), false };
     }
     if (access(o.hosts_dir.c_str(), X_OK) != 0)
-        return fail("hosts directory " + o.hosts_dir + ": " + std::strerror(errno));
+        return fail(errno_message("hosts directory " + o.hosts_dir, errno));
 
     // Set by the old parent on SIGUSR2 (see Parent::upgrade): we are its replacement.
     Invocation invocation { running_executable(), std::vector<std::string>(argv, argv + argc), 0 };
@@ -183,7 +189,7 @@ int main(int argc, char* argv[])
 
     signal(SIGPIPE, SIG_IGN);
     std::vector<UniqueFd> listeners;
-    if (std::string e = open_listeners(o, upgrading, listeners); !e.empty())
+    if (std::string e; !open_listeners(o, upgrading, &listeners, &e))
         return fail(e);
     const std::size_t max_per_worker = raise_fd_limit(o.max_connections);
 
@@ -191,10 +197,10 @@ int main(int argc, char* argv[])
         log_to_syslog();
     if (!o.foreground && !upgrading) { // an upgrade's new parent is detached already
         if (daemon(0, 0) != 0)
-            return fail(std::string("daemon: ") + std::strerror(errno));
+            return fail(errno_message("daemon", errno));
     }
-    if (!o.pidfile.empty() && !write_pidfile(o.pidfile))
-        logf(LogLevel::err, "pid file %s: %s", o.pidfile.c_str(), std::strerror(errno));
+    if (std::string e; !o.pidfile.empty() && !write_pidfile(o.pidfile, &e))
+        logf(LogLevel::err, "%s", e.c_str());
     if (identity.jail) {
         std::string kept, error;
         if (!parent_drop_capabilities(kept, error)) {

@@ -14,13 +14,13 @@ namespace {
 NameError canon(std::string_view raw) // the error only
 {
     std::string out;
-    return canonicalize_hostname(raw, out);
+    return canonicalize_hostname(raw, &out);
 }
 
 std::string canon_ok(std::string_view raw) // the name, "" on any error
 {
     std::string out;
-    canonicalize_hostname(raw, out);
+    canonicalize_hostname(raw, &out);
     return out;
 }
 
@@ -76,10 +76,10 @@ TEST_CASE("each error has a minimal example", "[hostname]")
 TEST_CASE("an error leaves the output empty", "[hostname]")
 {
     std::string out = "stale";
-    CHECK(canonicalize_hostname("a..b", out) == NameError::empty_label);
+    CHECK(canonicalize_hostname("a..b", &out) == NameError::empty_label);
     CHECK(out.empty());
     out = "stale";
-    CHECK(canonicalize_hostname("Ok.Example", out) == NameError::ok);
+    CHECK(canonicalize_hostname("Ok.Example", &out) == NameError::ok);
     CHECK(out == "ok.example");
 }
 

@@ -6,21 +6,33 @@
 
 using namespace sniproxy;
 
+namespace {
+
+bool ok(std::string_view text, std::vector<ListenAddress>& out)
+{
+    std::string err;
+    const bool parsed = parse_listen_address(text, &out, &err);
+    CHECK(parsed == err.empty());
+    return parsed;
+}
+
+} // namespace
+
 TEST_CASE("IPv4, IPv6 and the wildcard")
 {
     std::vector<ListenAddress> out;
-    REQUIRE(parse_listen_address("127.0.0.1:8443", out).empty());
+    REQUIRE(ok("127.0.0.1:8443", out));
     REQUIRE(out.size() == 1);
     CHECK(format_address(out[0].addr) == "127.0.0.1:8443");
     CHECK(out[0].len == sizeof(sockaddr_in));
 
     out.clear();
-    REQUIRE(parse_listen_address("[::1]:443", out).empty());
+    REQUIRE(ok("[::1]:443", out));
     CHECK(format_address(out[0].addr) == "[::1]:443");
     CHECK(out[0].len == sizeof(sockaddr_in6));
 
     out.clear();
-    REQUIRE(parse_listen_address("*:443", out).empty());
+    REQUIRE(ok("*:443", out));
     REQUIRE(out.size() == 2);
     CHECK(format_address(out[0].addr) == "0.0.0.0:443");
     CHECK(format_address(out[1].addr) == "[::]:443");
@@ -29,14 +41,14 @@ TEST_CASE("IPv4, IPv6 and the wildcard")
 TEST_CASE("bad listen addresses")
 {
     std::vector<ListenAddress> out;
-    CHECK(!parse_listen_address("8443", out).empty());
-    CHECK(!parse_listen_address("127.0.0.1:0", out).empty());
-    CHECK(!parse_listen_address("127.0.0.1:65536", out).empty());
-    CHECK(!parse_listen_address("127.0.0.1:", out).empty());
-    CHECK(!parse_listen_address("localhost:443", out).empty());
-    CHECK(!parse_listen_address("::1:443", out).empty());
-    CHECK(!parse_listen_address("[::1:443", out).empty());
-    CHECK(!parse_listen_address("[127.0.0.1]:443", out).empty());
+    CHECK(!ok("8443", out));
+    CHECK(!ok("127.0.0.1:0", out));
+    CHECK(!ok("127.0.0.1:65536", out));
+    CHECK(!ok("127.0.0.1:", out));
+    CHECK(!ok("localhost:443", out));
+    CHECK(!ok("::1:443", out));
+    CHECK(!ok("[::1:443", out));
+    CHECK(!ok("[127.0.0.1]:443", out));
     CHECK(out.empty());
 }
 

@@ -17,7 +17,11 @@ std::string parse(std::vector<std::string> args, Options& o)
     for (auto& a : args)
         argv.push_back(a.data());
     argv.push_back(nullptr);
-    return parse_options(static_cast<int>(args.size()), argv.data(), o);
+    std::string err;
+    if (parse_options(static_cast<int>(args.size()), argv.data(), &o, &err))
+        return "";
+    CHECK(!err.empty());
+    return err;
 }
 } // namespace
 
