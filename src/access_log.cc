@@ -10,30 +10,35 @@ namespace sniproxy {
 
 namespace {
 
-    // Required fields are written even when empty (as "-"); optional ones only when set.
+    // An optional field: written only when set (not empty, not 0).
+    template <class Writer> void opt(Writer& w, std::string_view key, const std::string& value)
+    {
+        if (!value.empty())
+            w.str(key, value);
+    }
+    template <class Writer, class N> void opt(Writer& w, std::string_view key, N value)
+    {
+        if (value != 0)
+            w.num(key, value);
+    }
+
+    // Required fields are written even when empty (as "-").
     template <class Writer> void walk(const AccessRecord& r, Writer& w)
     {
         w.str("client", r.client);
         w.str("sni", r.sni);
         w.str("route", r.route);
         w.str("result", r.result);
-        if (!r.reason.empty())
-            w.str("reason", r.reason);
-        if (!r.error.empty())
-            w.str("errno", r.error);
-        if (r.alert != 0)
-            w.num("alert", r.alert);
+        opt(w, "reason", r.reason);
+        opt(w, "errno", r.error);
+        opt(w, "alert", r.alert);
         w.num("up", r.up);
         w.num("down", r.down);
         w.num("ms", r.ms);
-        if (!r.via.empty())
-            w.str("via", r.via);
-        if (!r.alpn.empty())
-            w.str("alpn", r.alpn);
-        if (!r.ja4.empty())
-            w.str("ja4", r.ja4);
-        if (r.moved != 0)
-            w.num("moved", r.moved);
+        opt(w, "via", r.via);
+        opt(w, "alpn", r.alpn);
+        opt(w, "ja4", r.ja4);
+        opt(w, "moved", r.moved);
     }
 
     std::string_view or_dash(std::string_view value)

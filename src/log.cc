@@ -65,18 +65,30 @@ void log_line(LogLevel level, std::string_view message)
         stderr_sink(level, message);
 }
 
+namespace {
+    // printf into a bounded line; false if the format itself is broken.
+    bool vformat(std::string* out, const char* format, va_list ap)
+    {
+        char buf[1024];
+        const int n = std::vsnprintf(buf, sizeof buf, format, ap);
+        if (n < 0)
+            return false;
+        out->assign(buf, std::min<std::size_t>(n, sizeof buf - 1));
+        return true;
+    }
+} // namespace
+
 void logf(LogLevel level, const char* format, ...)
 {
     if (!log_enabled(level))
         return;
-    char buf[1024];
+    std::string line;
     va_list ap;
     va_start(ap, format);
-    int n = std::vsnprintf(buf, sizeof buf, format, ap);
+    const bool ok = vformat(&line, format, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    log_line(level, std::string_view(buf, std::min<std::size_t>(n, sizeof buf - 1)));
+    if (ok)
+        log_line(level, line);
 }
 
 void logf_errno(LogLevel level, const char* format, ...)
@@ -84,17 +96,13 @@ void logf_errno(LogLevel level, const char* format, ...)
     const int err = errno;
     if (!log_enabled(level))
         return;
-    char buf[1024];
+    std::string line;
     va_list ap;
     va_start(ap, format);
-    int n = std::vsnprintf(buf, sizeof buf, format, ap);
+    const bool ok = vformat(&line, format, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    std::string line(buf, std::min<std::size_t>(n, sizeof buf - 1));
-    line += ": ";
-    line += std::strerror(err);
-    log_line(level, line);
+    if (ok)
+        log_line(level, errno_message(line, err));
 }
 
 std::string errno_message(std::string_view what, int err)
