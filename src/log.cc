@@ -66,15 +66,15 @@ void log_line(LogLevel level, std::string_view message)
 }
 
 namespace {
-    // printf into a bounded line; false if the format itself is broken.
-    bool vformat(std::string* out, const char* format, va_list ap)
+    // printf into a bounded line, then ": strerror(err)" unless err is -1.
+    void vlog(LogLevel level, int err, const char* format, va_list ap)
     {
         char buf[1024];
         const int n = std::vsnprintf(buf, sizeof buf, format, ap);
         if (n < 0)
-            return false;
-        out->assign(buf, std::min<std::size_t>(n, sizeof buf - 1));
-        return true;
+            return;
+        const std::string_view line(buf, std::min<std::size_t>(n, sizeof buf - 1));
+        log_line(level, err < 0 ? std::string(line) : errno_message(line, err));
     }
 } // namespace
 
@@ -82,13 +82,10 @@ void logf(LogLevel level, const char* format, ...)
 {
     if (!log_enabled(level))
         return;
-    std::string line;
     va_list ap;
     va_start(ap, format);
-    const bool ok = vformat(&line, format, ap);
+    vlog(level, -1, format, ap);
     va_end(ap);
-    if (ok)
-        log_line(level, line);
 }
 
 void logf_errno(LogLevel level, const char* format, ...)
@@ -96,13 +93,10 @@ void logf_errno(LogLevel level, const char* format, ...)
     const int err = errno;
     if (!log_enabled(level))
         return;
-    std::string line;
     va_list ap;
     va_start(ap, format);
-    const bool ok = vformat(&line, format, ap);
+    vlog(level, err, format, ap);
     va_end(ap);
-    if (ok)
-        log_line(level, errno_message(line, err));
 }
 
 std::string errno_message(std::string_view what, int err)

@@ -2,6 +2,8 @@
 #include "catch.h"
 #include "log.h"
 
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 using namespace sniproxy;
@@ -31,4 +33,19 @@ TEST_CASE("debug records only with -v; the sink sees the rest")
     REQUIRE(seen.size() == 2);
     CHECK(seen[0] == std::pair { LogLevel::info, std::string("shown 2") });
     CHECK(seen[1].second == "now shown");
+}
+
+TEST_CASE("logf_errno appends the errno it was called with; set_error fails")
+{
+    std::vector<std::string> seen;
+    log_set_sink([&](LogLevel, std::string_view t) { seen.emplace_back(t); });
+    errno = ENOENT;
+    logf_errno(LogLevel::err, "open %s", "/x");
+    log_set_sink(nullptr);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0] == std::string("open /x: ") + std::strerror(ENOENT));
+    CHECK(errno_message("bind", EACCES) == std::string("bind: ") + std::strerror(EACCES));
+    std::string err;
+    CHECK_FALSE(set_error(&err, "-l: bad"));
+    CHECK(err == "-l: bad");
 }
