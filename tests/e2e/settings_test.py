@@ -27,9 +27,7 @@ def run(args, timeout=20):
 
 class SettingsTest(harness.DaemonTestCase):
     def write(self, text):
-        d = scratch_dir("s")
-        self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
-        path = os.path.join(d, "sniproxyd.conf")
+        path = os.path.join(scratch_dir("s"), "sniproxyd.conf")
         with open(path, "w") as f:
             f.write(text)
         return path
