@@ -12,7 +12,10 @@
 namespace sniproxy {
 
 namespace {
-    unsigned width(unsigned char family) { return family == AF_INET ? 32 : 128; }
+    unsigned width(unsigned char family)
+    {
+        return family == AF_INET ? 32 : 128;
+    }
 
     bool is_v4_mapped(const unsigned char* b)
     {
@@ -90,8 +93,8 @@ bool parse_cidr(std::string_view text, Cidr* out, std::string* err)
         const std::string_view p = text.substr(slash + 1);
         auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), c.prefix);
         if (p.empty() || ec != std::errc() || end != p.data() + p.size() || c.prefix > bits) {
-            *err = quoted + ": the prefix length must be a number from 0 to "
-                + std::to_string(bits);
+            *err
+                = quoted + ": the prefix length must be a number from 0 to " + std::to_string(bits);
             return false;
         }
     }

@@ -11,7 +11,8 @@
 namespace sniproxy {
 
 namespace {
-    bool parse_count(std::string_view v, unsigned min, unsigned max, unsigned* out, std::string* err)
+    bool parse_count(
+        std::string_view v, unsigned min, unsigned max, unsigned* out, std::string* err)
     {
         unsigned n = 0;
         auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -75,83 +76,58 @@ namespace {
         return true;
     }
 
-    bool parse_cidr_item(std::string_view v, CidrList* list, std::string* err)
+    bool parse_log_format(std::string_view v, Settings* s, std::string* err)
     {
-        Cidr c;
-        if (!parse_cidr(v, &c, err))
+        if (v != "text" && v != "json") {
+            *err = "must be text or json: " + std::string(v);
             return false;
-        list->add(c);
+        }
+        s->log_format = v == "json" ? LogFormat::json : LogFormat::text;
         return true;
     }
 
+    // A setting is a list of CIDRs, a whole number from 0 to max, or parsed by its own function.
     struct Setting {
         const char* name;
-        bool list;
-        bool (*apply)(std::string_view value, Settings* s, std::string* err);
-        CidrList Settings::*cidrs; // the list, for list settings
+        CidrList Settings::*cidrs = nullptr;
+        unsigned Settings::*count = nullptr;
+        unsigned max = 0;
+        bool (*parse)(std::string_view value, Settings* s, std::string* err) = nullptr;
+
+        bool list() const { return cidrs != nullptr; }
+        bool apply(std::string_view v, Settings* s, std::string* err) const
+        {
+            if (cidrs) {
+                Cidr c;
+                if (!parse_cidr(v, &c, err))
+                    return false;
+                (s->*cidrs).add(c);
+                return true;
+            }
+            if (count)
+                return parse_count(v, 0, max, &(s->*count), err);
+            return parse(v, s, err);
+        }
     };
 
     const std::array<Setting, 11> table { {
-        { "allow", true,
-            [](std::string_view v, Settings* s, std::string* e) {
-                return parse_cidr_item(v, &s->allow, e);
-            },
-            &Settings::allow },
-        { "deny", true,
-            [](std::string_view v, Settings* s, std::string* e) {
-                return parse_cidr_item(v, &s->deny, e);
-            },
-            &Settings::deny },
-        { "source-max", false,
-            [](std::string_view v, Settings* s, std::string* e) {
-                return parse_count(v, 0, max_setting_count, &s->source_max, e);
-            },
-            nullptr },
-        { "source-rate", false,
+        { "allow", &Settings::allow },
+        { "deny", &Settings::deny },
+        { "source-max", nullptr, &Settings::source_max, max_setting_count },
+        { "source-rate", nullptr, nullptr, 0,
             [](std::string_view v, Settings* s, std::string* e) {
                 return parse_rate(v, &s->source_rate, e);
-            },
-            nullptr },
-        { "source-hellos", false,
-            [](std::string_view v, Settings* s, std::string* e) {
-                return parse_count(v, 0, max_setting_count, &s->source_hellos, e);
-            },
-            nullptr },
-        { "source-prefix4", false,
-            [](std::string_view v, Settings* s, std::string* e) {
-                return parse_count(v, 0, 32, &s->source_prefix4, e);
-            },
-            nullptr },
-        { "source-prefix6", false,
-            [](std::string_view v, Settings* s, std::string* e) {
-                return parse_count(v, 0, 128, &s->source_prefix6, e);
-            },
-            nullptr },
-        { "idle-timeout", false,
-            [](std::string_view v, Settings* s, std::string* e) {
-                return parse_count(v, 0, 86400, &s->idle_timeout, e);
-            },
-            nullptr },
-        { "proxy-from", true,
-            [](std::string_view v, Settings* s, std::string* e) {
-                return parse_cidr_item(v, &s->proxy_from, e);
-            },
-            &Settings::proxy_from },
-        { "metrics", false,
+            } },
+        { "source-hellos", nullptr, &Settings::source_hellos, max_setting_count },
+        { "source-prefix4", nullptr, &Settings::source_prefix4, 32 },
+        { "source-prefix6", nullptr, &Settings::source_prefix6, 128 },
+        { "idle-timeout", nullptr, &Settings::idle_timeout, 86400 },
+        { "proxy-from", &Settings::proxy_from },
+        { "metrics", nullptr, nullptr, 0,
             [](std::string_view v, Settings* s, std::string* e) {
                 return parse_metrics(v, &s->metrics, e);
-            },
-            nullptr },
-        { "log-format", false,
-            [](std::string_view v, Settings* s, std::string* e) {
-                if (v != "text" && v != "json") {
-                    *e = "must be text or json: " + std::string(v);
-                    return false;
-                }
-                s->log_format = v == "json" ? LogFormat::json : LogFormat::text;
-                return true;
-            },
-            nullptr },
+            } },
+        { "log-format", nullptr, nullptr, 0, parse_log_format },
     } };
 
     // One source of settings (the file, or the -o items): where each scalar was first given.
@@ -185,11 +161,12 @@ namespace {
                 *err = prefix + "needs a value";
                 return false;
             }
-            if (!setting.list && !first_[i].empty()) {
-                *err = prefix + "given twice" + (where.empty() ? "" : " (first on " + first_[i] + ")");
+            if (!setting.list() && !first_[i].empty()) {
+                *err = prefix + "given twice"
+                    + (where.empty() ? "" : " (first on " + first_[i] + ")");
                 return false;
             }
-            if (setting.list && replaces_lists_ && first_[i].empty())
+            if (setting.list() && replaces_lists_ && first_[i].empty())
                 (s->*setting.cidrs) = CidrList {};
             first_[i] = where.empty() ? "-o" : where;
             if (!setting.apply(value, s, err)) {

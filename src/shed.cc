@@ -46,7 +46,8 @@ std::vector<std::size_t> choose_shed(
     std::priority_queue<Run, std::vector<Run>, decltype(worse)> runs(worse);
     for (std::size_t start = 0; start < order.size();) {
         std::size_t end = start + 1;
-        while (end < order.size() && hellos[order[end]].source.same_source(hellos[order[start]].source))
+        while (end < order.size()
+            && hellos[order[end]].source.same_source(hellos[order[start]].source))
             end++;
         runs.push({ start, end });
         start = end;

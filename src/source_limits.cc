@@ -24,9 +24,13 @@ namespace {
         return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
     }
 
-    std::uint64_t rotl(std::uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+    std::uint64_t rotl(std::uint64_t x, int b)
+    {
+        return (x << b) | (x >> (64 - b));
+    }
 
-    [[gnu::always_inline]] inline void sipround(std::uint64_t& v0, std::uint64_t& v1, std::uint64_t& v2, std::uint64_t& v3)
+    [[gnu::always_inline]] inline void sipround(
+        std::uint64_t& v0, std::uint64_t& v1, std::uint64_t& v2, std::uint64_t& v3)
     {
         v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);
         v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;
@@ -95,7 +99,10 @@ SourceLimits::SourceLimits(
     free_ = 0;
 }
 
-void SourceLimits::configure(const Settings& settings) { settings_ = settings; }
+void SourceLimits::configure(const Settings& settings)
+{
+    settings_ = settings;
+}
 
 bool SourceLimits::limited() const
 {
@@ -119,14 +126,16 @@ std::uint32_t SourceLimits::bucket_of(const SourceKey& key) const
     std::memcpy(bytes, key.address.bytes.data(), 16);
     bytes[16] = key.address.family;
     bytes[17] = key.prefix;
-    return static_cast<std::uint32_t>(siphash24(hash_key_, bytes, sizeof bytes) & (buckets_.size() - 1));
+    return static_cast<std::uint32_t>(
+        siphash24(hash_key_, bytes, sizeof bytes) & (buckets_.size() - 1));
 }
 
 std::uint32_t SourceLimits::find(const SourceKey& key) const
 {
     for (std::uint32_t i = buckets_[bucket_of(key)]; i != none; i = entries_[i].chain) {
         const Entry& e = entries_[i];
-        if (e.family == key.address.family && e.prefix == key.prefix && e.address == key.address.bytes)
+        if (e.family == key.address.family && e.prefix == key.prefix
+            && e.address == key.address.bytes)
             return i;
     }
     return none;
@@ -228,7 +237,8 @@ Admission SourceLimits::admit_key(SourceKey key, std::int64_t now)
 
 Admission SourceLimits::admit(const IpAddress& source, Clock::time_point now)
 {
-    if (settings_.deny.contains(source) || (!settings_.allow.empty() && !settings_.allow.contains(source)))
+    if (settings_.deny.contains(source)
+        || (!settings_.allow.empty() && !settings_.allow.contains(source)))
         return { Verdict::denied, key_of(source) };
     if (source.family == 0)
         return { Verdict::ok, {} };

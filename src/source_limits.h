@@ -109,6 +109,7 @@ private:
 };
 
 // SipHash-2-4 (Aumasson and Bernstein), keyed with k0/k1, of `bytes`.
-std::uint64_t siphash24(std::array<std::uint64_t, 2> key, const unsigned char* bytes, std::size_t n);
+std::uint64_t siphash24(
+    std::array<std::uint64_t, 2> key, const unsigned char* bytes, std::size_t n);
 
 } // namespace sniproxy

@@ -51,16 +51,18 @@ TEST_CASE("CIDR blocks and bare addresses")
 
 TEST_CASE("bad CIDRs are refused with the reason")
 {
-    CHECK(error_of("10.0.0.0/33") == "'10.0.0.0/33': the prefix length must be a number from 0 to 32");
+    CHECK(error_of("10.0.0.0/33")
+        == "'10.0.0.0/33': the prefix length must be a number from 0 to 32");
     CHECK(error_of("2001:db8::/129").find("from 0 to 128") != std::string::npos);
-    CHECK(error_of("10.0.0.0/") .find("prefix length") != std::string::npos);
+    CHECK(error_of("10.0.0.0/").find("prefix length") != std::string::npos);
     CHECK(error_of("10.0.0.0/8x").find("prefix length") != std::string::npos);
     CHECK(error_of("10.0.0.0/-1").find("prefix length") != std::string::npos);
     CHECK(error_of("example.com/8") == "not an IPv4 or IPv6 address: 'example.com/8'");
     CHECK(error_of("10.0.0/8").find("not an IPv4") == 0);
     CHECK(error_of("fe80::1%eth0").find("not an IPv4") == 0);
-    CHECK(error_of("") .find("not an IPv4") == 0);
-    CHECK(error_of("10.1.2.3/8") == "'10.1.2.3/8': bits are set after the prefix (did you mean 10.0.0.0/8?)");
+    CHECK(error_of("").find("not an IPv4") == 0);
+    CHECK(error_of("10.1.2.3/8")
+        == "'10.1.2.3/8': bits are set after the prefix (did you mean 10.0.0.0/8?)");
     CHECK(error_of("2001:db8::1/64").find("did you mean 2001:db8::/64?") != std::string::npos);
 }
 
@@ -103,7 +105,8 @@ TEST_CASE("HOST/allow files")
 {
     CidrList list;
     std::string err;
-    REQUIRE(parse_allow_file("# office\n  10.0.0.0/8   # VPN\n\n2001:db8::/32\n\t\n# end", &list, &err));
+    REQUIRE(parse_allow_file(
+        "# office\n  10.0.0.0/8   # VPN\n\n2001:db8::/32\n\t\n# end", &list, &err));
     REQUIRE(list.items().size() == 2);
     CHECK(list.contains(sock("10.1.2.3")));
     CHECK(list.contains(sock("2001:db8::5")));

@@ -112,24 +112,36 @@ TEST_CASE("bad values name the setting and the file's line")
            "in sniproxyd(8))");
     CHECK(error_of("source-max 5")
         == "settings file /etc/sniproxyd.conf line 1: expected name=value: source-max 5");
-    CHECK(error_of("source-max=") == "settings file /etc/sniproxyd.conf line 1: source-max: needs a value");
+    CHECK(error_of("source-max=")
+        == "settings file /etc/sniproxyd.conf line 1: source-max: needs a value");
     CHECK(error_of("source-max=1000001").find("source-max: must be from 0 to 1000000: 1000001")
         != std::string::npos);
-    CHECK(error_of("source-max=99999999999999999999").find("must be from 0 to") != std::string::npos);
+    CHECK(
+        error_of("source-max=99999999999999999999").find("must be from 0 to") != std::string::npos);
     CHECK(error_of("source-max=5 6").find("not a number: 5 6") != std::string::npos);
     CHECK(error_of("source-max=+5").find("not a number") != std::string::npos);
-    CHECK(error_of("source-prefix4=33").find("source-prefix4: must be from 0 to 32") != std::string::npos);
-    CHECK(error_of("source-prefix6=129").find("source-prefix6: must be from 0 to 128") != std::string::npos);
+    CHECK(error_of("source-prefix4=33").find("source-prefix4: must be from 0 to 32")
+        != std::string::npos);
+    CHECK(error_of("source-prefix6=129").find("source-prefix6: must be from 0 to 128")
+        != std::string::npos);
     CHECK(error_of("idle-timeout=1h").find("idle-timeout: not a number") != std::string::npos);
-    CHECK(error_of("source-rate=0/5").find("source-rate: a burst needs a rate") != std::string::npos);
-    CHECK(error_of("source-rate=5/0").find("source-rate: burst must be from 1") != std::string::npos);
+    CHECK(
+        error_of("source-rate=0/5").find("source-rate: a burst needs a rate") != std::string::npos);
+    CHECK(
+        error_of("source-rate=5/0").find("source-rate: burst must be from 1") != std::string::npos);
     CHECK(error_of("source-rate=5/").find("source-rate: burst not a number") != std::string::npos);
-    CHECK(error_of("log-format=xml").find("log-format: must be text or json: xml") != std::string::npos);
-    CHECK(error_of("metrics=unix:relative").find("metrics: unix:PATH needs an absolute path") != std::string::npos);
-    CHECK(error_of("metrics=unix:/" + std::string(200, 'a')).find("metrics: the path is longer") != std::string::npos);
-    CHECK(error_of("metrics=localhost:9100").find("metrics: not a numeric IPv4 address") != std::string::npos);
-    CHECK(error_of("metrics=127.0.0.1").find("metrics: expected ADDRESS:PORT") != std::string::npos);
-    CHECK(error_of("proxy-from=lb.example").find("proxy-from: not an IPv4 or IPv6 address") != std::string::npos);
+    CHECK(error_of("log-format=xml").find("log-format: must be text or json: xml")
+        != std::string::npos);
+    CHECK(error_of("metrics=unix:relative").find("metrics: unix:PATH needs an absolute path")
+        != std::string::npos);
+    CHECK(error_of("metrics=unix:/" + std::string(200, 'a')).find("metrics: the path is longer")
+        != std::string::npos);
+    CHECK(error_of("metrics=localhost:9100").find("metrics: not a numeric IPv4 address")
+        != std::string::npos);
+    CHECK(
+        error_of("metrics=127.0.0.1").find("metrics: expected ADDRESS:PORT") != std::string::npos);
+    CHECK(error_of("proxy-from=lb.example").find("proxy-from: not an IPv4 or IPv6 address")
+        != std::string::npos);
 }
 
 TEST_CASE("bad -o items name the setting")
@@ -153,8 +165,9 @@ TEST_CASE("the same scalar twice in one source is a contradiction")
 
 TEST_CASE("-o replaces the file's scalar and the file's whole list")
 {
-    const Settings s = parse_ok("source-max=5\nallow=10.0.0.0/8\nallow=10.1.0.0/16\ndeny=10.9.9.9\n",
-        { "source-max=9", "allow=192.0.2.0/24", "allow=198.51.100.0/24" });
+    const Settings s
+        = parse_ok("source-max=5\nallow=10.0.0.0/8\nallow=10.1.0.0/16\ndeny=10.9.9.9\n",
+            { "source-max=9", "allow=192.0.2.0/24", "allow=198.51.100.0/24" });
     CHECK(s.source_max == 9);
     CHECK(cidrs(s.allow) == std::vector<std::string> { "192.0.2.0/24", "198.51.100.0/24" });
     CHECK(cidrs(s.deny) == std::vector<std::string> { "10.9.9.9/32" }); // not named by -o: kept
