@@ -39,6 +39,7 @@ TEST_CASE("the count is told by the timer when the flood stops")
     const auto p = log.refusal(t0 + 6s);
     CHECK(p.log);
     CHECK(p.suppressed == 0);
+    CHECK(log.refusal(t0 + 8s).suppressed == 0); // nothing was left out since
 }
 
 TEST_CASE("a steady trickle below the limit is never suppressed")

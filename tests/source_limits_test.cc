@@ -95,6 +95,7 @@ TEST_CASE("source-max: at the limit served, one over refused, others unaffected,
     CHECK(limits.admit(ip("192.0.2.1"), t0).verdict == Verdict::limit_source);
     limits.closed(held[0].key, false);
     CHECK(limits.counts(held[1].key).connections == 2);
+    CHECK(limits.counts(held[1].key).hellos == 2); // the two still in their hello
     CHECK(limits.admit(ip("192.0.2.1"), t0).verdict == Verdict::ok);
     CHECK(limits.admit(ip("192.0.2.1"), t0).verdict == Verdict::limit_source);
 }
