@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 using namespace sniproxy;
 
@@ -161,6 +162,9 @@ int main(int argc, char* argv[])
     log_to_stderr();
     if (o.check_only)
         return check_only(o);
+    std::error_code ec; // SIGHUP reads the -f file again, after daemon() went to /
+    if (auto path = std::filesystem::absolute(o.settings_file, ec); !o.settings_file.empty() && !ec)
+        o.settings_file = path.string();
     Settings settings; // re-read by load_settings on SIGHUP, keeping these if that fails
     if (std::string err; !load_settings(o, &settings, &err))
         return fail(err);

@@ -88,6 +88,13 @@ private:
         std::uint32_t idle_next = none; // the longest idle first
         std::int64_t tat = 0; // source-rate as GCRA: the theoretical arrival time, in ns
     };
+    static_assert(sizeof(Entry) == 48, "the man page promises 52 bytes per source");
+
+public:
+    // Memory per tracked source: its entry and its hash bucket's head.
+    static constexpr std::size_t bytes_per_source = sizeof(Entry) + sizeof(std::uint32_t);
+
+private:
 
     bool limited() const;
     std::uint32_t bucket_of(const SourceKey& key) const;

@@ -258,4 +258,5 @@ TEST_CASE("memory is bounded: a million sources through a small table")
     }
     CHECK(limits.tracked_sources() <= limits.capacity());
     CHECK(limits.capacity() == 1024);
+    CHECK(SourceLimits::bytes_per_source == 52);
 }
