@@ -46,11 +46,13 @@ namespace {
 
 std::string usage_text()
 {
-    return "usage: sniproxyd [-adhnVv] [-c max-connections] [-g grace] [-H hosts-dir]\n"
-           "                 [-l address:port]... [-p pidfile] [-T hello-timeout]\n"
-           "                 [-u user] [-w workers]\n"
+    return "usage: sniproxyd [-adhnVv] [-c max-connections] [-f settings-file] [-g grace]\n"
+           "                 [-H hosts-dir] [-l address:port]... [-o name=value]...\n"
+           "                 [-p pidfile] [-T hello-timeout] [-u user] [-w workers]\n"
            "defaults: -H " DEFAULT_HOSTS_DIR " -u " DEFAULT_USER
-           " -T 10 -g 10 -w <CPUs> -l *:443\n";
+           " -T 10 -g 10 -w <CPUs> -l *:443\n"
+           "settings (-o or -f lines): allow deny source-max source-rate source-hellos\n"
+           "  source-prefix4 source-prefix6 idle-timeout proxy-from metrics log-format\n";
 }
 
 bool parse_options(int argc, char* const argv[], Options* options, std::string* err)
@@ -62,7 +64,7 @@ bool parse_options(int argc, char* const argv[], Options* options, std::string* 
     optind = 0; // GNU: a full re-initialisation, so tests can parse repeatedly
     opterr = 0;
     int c;
-    while ((c = getopt(argc, argv, ":adhnVvc:g:H:l:p:T:u:w:W:")) != -1) {
+    while ((c = getopt(argc, argv, ":adhnVvc:f:g:H:l:o:p:T:u:w:W:")) != -1) {
         switch (c) {
         case 'a':
             o.all_hashed = true;
@@ -87,6 +89,12 @@ bool parse_options(int argc, char* const argv[], Options* options, std::string* 
             break;
         case 'l':
             o.listen.emplace_back(optarg);
+            break;
+        case 'f':
+            o.settings_file = optarg;
+            break;
+        case 'o':
+            o.settings.emplace_back(optarg);
             break;
         case 'p':
             o.pidfile = optarg;

@@ -24,6 +24,8 @@ struct Options {
     int max_connections = 0; // -c per worker; 0 derives it from RLIMIT_NOFILE
     bool help = false; // -h
     bool version = false; // -V
+    std::string settings_file; // -f, read by load_settings (settings_file.h)
+    std::vector<std::string> settings; // -o name=value, repeatable, in order
 
     // Internal: set by the parent when it execs a worker (-W fd:generation:uid:gid:jail).
     struct Worker {

@@ -9,6 +9,7 @@
 #include "parent.h"
 #include "pipe_pool.h"
 #include "sandbox.h"
+#include "settings_file.h"
 #include "spawn.h"
 #include "worker.h"
 
@@ -23,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 using namespace sniproxy;
 
@@ -34,11 +36,17 @@ int fail(const std::string& message)
     return 1;
 }
 
-// -n: the options that can be judged without binding (listen addresses, the user), then the
-// same findings as `sniproxyctl check`, with the worker user's permissions.
+// -n: the options that can be judged without binding (listen addresses, the user, the
+// settings, printed with -v), then the same findings as `sniproxyctl check`, with the worker
+// user's permissions.
 int check_only(const Options& o)
 {
     std::vector<Finding> findings;
+    Settings settings;
+    if (std::string err; !load_settings(o, &settings, &err))
+        findings.push_back({ Finding::Severity::error, "settings", err });
+    else if (o.verbosity > 0)
+        std::printf("%s", render_settings(settings).c_str());
     std::vector<ListenAddress> addresses;
     for (const std::string& l : o.listen) {
         if (std::string e; !parse_listen_address(l, &addresses, &e))
@@ -160,6 +168,12 @@ int main(int argc, char* argv[])
     log_to_stderr();
     if (o.check_only)
         return check_only(o);
+    std::error_code ec; // SIGHUP reads the -f file again, after daemon() went to /
+    if (auto path = std::filesystem::absolute(o.settings_file, ec); !o.settings_file.empty() && !ec)
+        o.settings_file = path.string();
+    Settings settings; // re-read by load_settings on SIGHUP, keeping these if that fails
+    if (std::string err; !load_settings(o, &settings, &err))
+        return fail(err);
 
     WorkerIdentity identity;
     if (geteuid() == 0) {

@@ -95,3 +95,12 @@ TEST_CASE("worker arguments round-trip through the parser")
     CHECK(w.verbosity == 1);
     CHECK(w.all_hashed);
 }
+
+TEST_CASE("-f and repeated -o are kept for load_settings")
+{
+    Options o;
+    REQUIRE(parse({ "-f", "/etc/s.conf", "-o", "source-max=5", "-o", "deny=10.0.0.0/8" }, o).empty());
+    CHECK(o.settings_file == "/etc/s.conf");
+    CHECK(o.settings == std::vector<std::string> { "source-max=5", "deny=10.0.0.0/8" });
+    CHECK(parse({ "-o" }, o) == "-o needs a value");
+}
