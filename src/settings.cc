@@ -65,7 +65,7 @@ namespace {
                     + std::to_string(sizeof(sockaddr_un {}.sun_path) - 1) + " bytes): " + m.text;
                 return false;
             }
-        } else if (std::string e = parse_listen_address(v, m.inet); !e.empty()) {
+        } else if (std::string e; !parse_listen_address(v, &m.inet, &e)) {
             // The listener syntax's message names -l; keep only its reason.
             const auto reason = e.find("': ");
             *err = (reason == std::string::npos ? e : e.substr(reason + 3))
