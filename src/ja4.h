@@ -8,10 +8,11 @@
 
 namespace sniproxy {
 
-// Readies libcrypto's SHA-256 (no configuration file read) so that later fingerprints make
-// no system call: call it once before the worker's seccomp filter is loaded, which would
-// otherwise kill the worker at its first ja4 (OpenSSL reads openssl.cnf on first use).
-// Returns false with *err filled if libcrypto has no SHA-256.
+// Readies libcrypto's SHA-256 once: call it before the worker's seccomp filter is loaded (the
+// parent before forking will do). libcrypto's default first use opens openssl.cnf, which the
+// filter answers by killing the worker; ja4 initialises it without a configuration file, and
+// this does that set-up (provider, digest fetch, their allocations) ahead of the first
+// connection. Returns false with *err filled if libcrypto has no SHA-256.
 bool prepare_ja4(std::string* err);
 
 // "t13d1516h2_8daaf6152771_e5627efa2ab1": 't' (TLS over TCP), the TLS version, 'd' with an

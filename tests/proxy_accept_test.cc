@@ -170,6 +170,7 @@ TEST_CASE("v1 malformations, each with its reason")
     CHECK(error_of(bytes("PROXY TCP4 192.0.2.256 198.51.100.1 51000 443\r\n")) == ProxyError::bad_address);
     CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 65536 443\r\n")) == ProxyError::bad_port);
     CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 051000 443\r\n")) == ProxyError::bad_port);
+    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 0443\r\n")) == ProxyError::bad_port);
     CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 +443\r\n")) == ProxyError::bad_port);
     // A wrong prefix is refused at its first wrong byte: an HTTP request or a TLS hello.
     CHECK(decode_proxy_header(bytes("G")).error == ProxyError::bad_signature);
