@@ -254,6 +254,7 @@ HelloError parse_client_hello_body(std::span<const std::uint8_t> body, HelloInfo
     if (!prefixed(r, 2, exts) || r.left() != 0)
         return HelloError::bad_extensions;
     std::bitset<65536> seen;
+    info.extensions.reserve(exts.left() / 4); // each takes at least 4 bytes: one allocation
     while (exts.left() > 0) {
         std::uint16_t type = 0;
         Reader data(body);

@@ -11,7 +11,6 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <cstdio>
 
 namespace sniproxy {
 
@@ -20,6 +19,7 @@ namespace {
     constexpr std::uint16_t ext_server_name = 0x0000;
     constexpr std::uint16_t ext_alpn = 0x0010;
     constexpr std::uint16_t ext_supported_versions = 0x002b;
+    constexpr char hex_digits[] = "0123456789abcdef";
 
     // 0x0a0a, 0x1a1a, ... 0xfafa.
     bool is_grease(std::uint16_t v)
@@ -93,8 +93,7 @@ namespace {
         const auto last = static_cast<unsigned char>(p.back());
         if (alnum(first) && alnum(last))
             return { static_cast<char>(first), static_cast<char>(last) };
-        static constexpr char hex[] = "0123456789abcdef";
-        return { hex[first >> 4], hex[last & 0xf] };
+        return { hex_digits[first >> 4], hex_digits[last & 0xf] };
     }
 
     std::string two_digits(std::size_t n)
@@ -107,12 +106,12 @@ namespace {
     {
         std::string out;
         out.reserve(list.size() * 5);
-        char buf[5];
         for (std::uint16_t v : list) {
             if (!out.empty())
                 out += ',';
-            std::snprintf(buf, sizeof buf, "%04x", static_cast<unsigned>(v));
-            out.append(buf, 4);
+            const char item[4] = { hex_digits[v >> 12], hex_digits[(v >> 8) & 0xf],
+                hex_digits[(v >> 4) & 0xf], hex_digits[v & 0xf] };
+            out.append(item, 4);
         }
         return out;
     }
@@ -136,11 +135,10 @@ namespace {
         unsigned int len = 0;
         if (!sha256() || !EVP_Digest(text.data(), text.size(), digest, &len, sha256(), nullptr))
             return {};
-        static constexpr char hex[] = "0123456789abcdef";
         std::string out;
         for (int i = 0; i < 6; i++) {
-            out += hex[digest[i] >> 4];
-            out += hex[digest[i] & 0xf];
+            out += hex_digits[digest[i] >> 4];
+            out += hex_digits[digest[i] & 0xf];
         }
         return out;
     }
