@@ -267,6 +267,16 @@ TEST_CASE("ECH is an ordinary extension, and the version comes from supported_ve
     CHECK(ja4_fingerprint(parse(build(s))).substr(0, 3) == "t10");
 }
 
+TEST_CASE("counts stop at 99")
+{
+    Spec s = spec_of(references[1]);
+    for (std::uint16_t c = 0x0100; c < 0x0100 + 120; c++)
+        s.ciphers.push_back(c);
+    for (std::uint16_t e = 0x7000; e < 0x7000 + 100; e++)
+        s.extensions.push_back(e);
+    CHECK(ja4_fingerprint(parse(build(s))).substr(0, 10) == "t13d9999h2");
+}
+
 TEST_CASE("a hello without extensions")
 {
     const HelloInfo bare = parse(records(handshake(hello_body({}, false))));
