@@ -71,8 +71,9 @@ bool decode_alpn_name(std::string_view name, std::string* protocol, std::string*
         }
         const auto byte = static_cast<unsigned char>(hi << 4 | lo);
         if (plain(byte)) {
-            *err = "'%" + std::string(name.substr(i + 1, 2)) + "' encodes a byte written plainly:"
-                   " this directory can never be chosen";
+            *err = "'%" + std::string(name.substr(i + 1, 2))
+                + "' encodes a byte written plainly:"
+                  " this directory can never be chosen";
             return false;
         }
         out += static_cast<char>(byte);

@@ -51,7 +51,8 @@ namespace {
         }
     }
 
-    void set_address(sockaddr_storage* out, int family, const std::uint8_t* addr, std::uint16_t port)
+    void set_address(
+        sockaddr_storage* out, int family, const std::uint8_t* addr, std::uint16_t port)
     {
         std::memset(out, 0, sizeof *out);
         if (family == AF_INET) {
@@ -263,7 +264,8 @@ ProxyHeaderDecoder::Status ProxyHeaderDecoder::finish_v2()
             const int family = buf_[13] == 0x11 ? AF_INET : AF_INET6;
             const std::size_t alen = family == AF_INET ? 4 : 16;
             const std::uint8_t* ports = addr + 2 * alen;
-            set_address(&info_.source, family, addr, static_cast<std::uint16_t>(ports[0] << 8 | ports[1]));
+            set_address(
+                &info_.source, family, addr, static_cast<std::uint16_t>(ports[0] << 8 | ports[1]));
             set_address(&info_.destination, family, addr + alen,
                 static_cast<std::uint16_t>(ports[2] << 8 | ports[3]));
             info_.has_addresses = true;
@@ -290,7 +292,8 @@ ProxyHeaderDecoder::Status ProxyHeaderDecoder::feed(std::span<const std::uint8_t
         if (v2_total_ > buf_.size()) {
             // The v2 body: take all of it that is here at once.
             const std::size_t take = std::min(bytes.size(), v2_total_ - buf_.size());
-            buf_.insert(buf_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(take));
+            buf_.insert(
+                buf_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(take));
             bytes = bytes.subspan(take);
             on_v2_bytes();
             continue;

@@ -129,7 +129,8 @@ std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
     // (<= 255 bytes), so this never triggers in practice; it only guarantees that we never
     // emit a header whose length field disagrees with its contents.
     auto add_tlv = [&out](std::uint8_t type, std::string_view value) {
-        if (value.empty() || out.size() - proxy_v2_fixed_size + tlv_overhead + value.size() > 0xffff)
+        if (value.empty()
+            || out.size() - proxy_v2_fixed_size + tlv_overhead + value.size() > 0xffff)
             return;
         out.push_back(type);
         put16(out, value.size());

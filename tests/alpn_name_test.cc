@@ -33,8 +33,8 @@ TEST_CASE("names the encoding never produces are refused with a reason")
 {
     std::string proto;
     std::string err;
-    for (const char* bad : { "acme-tls/1", "acme-tls%2F1", "h%32", "%2", "%", "%zz", "", ".", "..",
-             "H2", "a_b" }) {
+    for (const char* bad :
+        { "acme-tls/1", "acme-tls%2F1", "h%32", "%2", "%", "%zz", "", ".", "..", "H2", "a_b" }) {
         INFO(bad);
         err.clear();
         CHECK(!decode_alpn_name(bad, &proto, &err));
@@ -71,8 +71,7 @@ TEST_CASE("the client's first offered protocol with an entry wins")
             "example.com/alpn/h2/tls-socket", "example.com/alpn/http%2f1.1/tls-socket" });
     present.insert("example.com/alpn/h2/tls-socket");
     CHECK(choose_alpn_socket("example.com", { "h2", "http/1.1" }, exists)->protocol == "h2");
-    CHECK(choose_alpn_socket("example.com", { "http/1.1", "h2" }, exists)->protocol
-        == "http/1.1");
+    CHECK(choose_alpn_socket("example.com", { "http/1.1", "h2" }, exists)->protocol == "http/1.1");
 
     CHECK(!choose_alpn_socket("example.com", { "spdy/3" }, exists));
     CHECK(!choose_alpn_socket("example.com", {}, exists));

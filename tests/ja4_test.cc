@@ -292,7 +292,8 @@ TEST_CASE("pinned fingerprints of our real captures, whole and in pieces")
         CHECK(ja4_fingerprint(parse(stream)) == expected);
         ClientHelloParser pieces;
         for (std::size_t off = 0; off < stream.size(); off += 7)
-            pieces.feed(std::span(stream).subspan(off, std::min<std::size_t>(7, stream.size() - off)));
+            pieces.feed(
+                std::span(stream).subspan(off, std::min<std::size_t>(7, stream.size() - off)));
         REQUIRE(pieces.status() == ClientHelloParser::Status::done);
         CHECK(ja4_fingerprint(pieces.info()) == expected);
     }

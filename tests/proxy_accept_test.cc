@@ -157,21 +157,34 @@ TEST_CASE("the longest v1 line is accepted, one byte more is oversized")
 TEST_CASE("v1 malformations, each with its reason")
 {
     CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 443\n")) == ProxyError::bad_line);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 443\rX")) == ProxyError::bad_line);
-    CHECK(error_of(bytes("PROXY TCP4  192.0.2.7 198.51.100.1 51000 443\r\n")) == ProxyError::bad_line);
+    CHECK(
+        error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 443\rX")) == ProxyError::bad_line);
+    CHECK(error_of(bytes("PROXY TCP4  192.0.2.7 198.51.100.1 51000 443\r\n"))
+        == ProxyError::bad_line);
     CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000\r\n")) == ProxyError::bad_line);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 443 \r\n")) == ProxyError::bad_line);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7\t198.51.100.1 51000 443\r\n")) == ProxyError::bad_line);
-    CHECK(error_of(bytes("PROXY UDP4 192.0.2.7 198.51.100.1 51000 443\r\n")) == ProxyError::bad_family);
+    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 443 \r\n"))
+        == ProxyError::bad_line);
+    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7\t198.51.100.1 51000 443\r\n"))
+        == ProxyError::bad_line);
+    CHECK(error_of(bytes("PROXY UDP4 192.0.2.7 198.51.100.1 51000 443\r\n"))
+        == ProxyError::bad_family);
     CHECK(error_of(bytes("PROXY \r\n")) == ProxyError::bad_line);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.07 198.51.100.1 51000 443\r\n")) == ProxyError::bad_address);
-    CHECK(error_of(bytes("PROXY TCP4 2001:db8::1 198.51.100.1 51000 443\r\n")) == ProxyError::bad_address);
-    CHECK(error_of(bytes("PROXY TCP6 192.0.2.7 2001:db8::1 51000 443\r\n")) == ProxyError::bad_address);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.256 198.51.100.1 51000 443\r\n")) == ProxyError::bad_address);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 65536 443\r\n")) == ProxyError::bad_port);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 051000 443\r\n")) == ProxyError::bad_port);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 0443\r\n")) == ProxyError::bad_port);
-    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 +443\r\n")) == ProxyError::bad_port);
+    CHECK(error_of(bytes("PROXY TCP4 192.0.2.07 198.51.100.1 51000 443\r\n"))
+        == ProxyError::bad_address);
+    CHECK(error_of(bytes("PROXY TCP4 2001:db8::1 198.51.100.1 51000 443\r\n"))
+        == ProxyError::bad_address);
+    CHECK(error_of(bytes("PROXY TCP6 192.0.2.7 2001:db8::1 51000 443\r\n"))
+        == ProxyError::bad_address);
+    CHECK(error_of(bytes("PROXY TCP4 192.0.2.256 198.51.100.1 51000 443\r\n"))
+        == ProxyError::bad_address);
+    CHECK(
+        error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 65536 443\r\n")) == ProxyError::bad_port);
+    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 051000 443\r\n"))
+        == ProxyError::bad_port);
+    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 0443\r\n"))
+        == ProxyError::bad_port);
+    CHECK(error_of(bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 +443\r\n"))
+        == ProxyError::bad_port);
     // A wrong prefix is refused at its first wrong byte: an HTTP request or a TLS hello.
     CHECK(decode_proxy_header(bytes("G")).error == ProxyError::bad_signature);
     CHECK(decode_proxy_header(Bytes { 0x16 }).error == ProxyError::bad_signature);
@@ -267,14 +280,11 @@ TEST_CASE("v2 malformations, each refused as early as the bytes allow")
     bad_sig[6] = 0x0B;
     CHECK(error_after(bad_sig, 7) == ProxyError::bad_signature);
 
-    CHECK(error_after(v2(0x11, 0x11, tcp4_block), 13)
-        == ProxyError::bad_version);
-    CHECK(error_after(v2(0x22, 0x11, tcp4_block), 13)
-        == ProxyError::bad_command);
+    CHECK(error_after(v2(0x11, 0x11, tcp4_block), 13) == ProxyError::bad_version);
+    CHECK(error_after(v2(0x22, 0x11, tcp4_block), 13) == ProxyError::bad_command);
     for (std::uint8_t fam : { 0x13, 0x41, 0x10, 0x01, 0xff }) {
         INFO(int(fam));
-        CHECK(error_after(v2(0x21, fam, tcp4_block), 14)
-            == ProxyError::bad_family);
+        CHECK(error_after(v2(0x21, fam, tcp4_block), 14) == ProxyError::bad_family);
     }
     // A length shorter than the family's address block.
     CHECK(error_of(v2(0x21, 0x11, Bytes(11, 0))) == ProxyError::bad_length);
@@ -298,8 +308,8 @@ TEST_CASE("v2 malformations, each refused as early as the bytes allow")
 
 TEST_CASE("an incomplete header needs more, and is truncated at end of stream")
 {
-    const Bytes streams[] = { bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 443\r\n"),
-        v2(0x21, 0x11, tcp4_block) };
+    const Bytes streams[]
+        = { bytes("PROXY TCP4 192.0.2.7 198.51.100.1 51000 443\r\n"), v2(0x21, 0x11, tcp4_block) };
     for (const Bytes& full : streams) {
         for (std::size_t len = 0; len < full.size(); len++) {
             ProxyHeaderDecoder d;
@@ -320,8 +330,8 @@ TEST_CASE("every error has a name and every byte flip of a header is handled")
 {
     Bytes rest = tcp4_block;
     append(rest, tlv(0xEA, bytes("vpce-1")));
-    const Bytes headers[] = { v2(0x21, 0x11, rest),
-        bytes("PROXY TCP6 2001:db8::1 2001:db8::2 51000 443\r\n") };
+    const Bytes headers[]
+        = { v2(0x21, 0x11, rest), bytes("PROXY TCP6 2001:db8::1 2001:db8::2 51000 443\r\n") };
     const std::uint8_t values[] = { 0x00, 0x01, 0x0a, 0x0d, 0x20, 0x7f, 0x80, 0xff };
     for (const Bytes& h : headers) {
         for (std::size_t i = 0; i < h.size(); i++) {
