@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -225,6 +227,34 @@ TEST_CASE("v2 PROXY over IPv4 and IPv6, with cloud balancers' TLVs")
     REQUIRE(r6.status == Status::done);
     CHECK(text(r6.info.source) == "[2001::1]:80");
     CHECK(text(r6.info.destination) == "[2001::2]:443");
+}
+
+TEST_CASE("headers captured from a real HAProxy")
+{
+    auto read = [](const std::string& name) {
+        std::ifstream in(std::string(TEST_DATA_DIR) + "/proxy/" + name, std::ios::binary);
+        return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    };
+    const Bytes proxied = read("haproxy-2.6-v2-proxy.bin");
+    REQUIRE(proxied.size() == 48);
+    const ProxyResult r = decode_proxy_header(proxied);
+    REQUIRE(r.status == Status::done);
+    CHECK(r.info.header_len == 38); // the client's 10 bytes follow, untouched
+    CHECK(text(r.info.source) == "127.0.0.1:39622");
+    CHECK(text(r.info.destination) == "127.0.0.1:28401");
+    same_in_two_pieces(proxied);
+
+    const Bytes check = read("haproxy-2.6-v2-local.bin");
+    const ProxyResult local = decode_proxy_header(check);
+    REQUIRE(local.status == Status::done);
+    CHECK(local.info.local);
+    CHECK(local.info.header_len == check.size());
+
+    const Bytes v1 = read("haproxy-2.6-v1.bin");
+    const ProxyResult r1 = decode_proxy_header(v1);
+    REQUIRE(r1.status == Status::done);
+    CHECK(text(r1.info.source) == "127.0.0.1:55512");
+    CHECK(v1.size() - r1.info.header_len == 10);
 }
 
 TEST_CASE("our own v2 encoder's headers decode to what it was given")
