@@ -149,7 +149,12 @@ ProxyHeaderDecoder::Status ProxyHeaderDecoder::on_v1_byte()
         return buf_[n - 2] == '\r' ? finish_v1() : fail(ProxyError::bad_line);
     if (n >= 2 && buf_[n - 2] == '\r')
         return fail(ProxyError::bad_line); // a CR not followed by LF
-    if (c != '\r' && (c < 0x20 || c > 0x7e))
+    // After "PROXY UNKNOWN" the spec says to ignore whatever comes before the CRLF.
+    static constexpr std::string_view unknown = "PROXY UNKNOWN";
+    const bool ignored = n > unknown.size()
+        && std::equal(unknown.begin(), unknown.end(), buf_.begin(),
+            [](char a, std::uint8_t b) { return static_cast<std::uint8_t>(a) == b; });
+    if (c != '\r' && (c < 0x20 || c > 0x7e) && !ignored)
         return fail(ProxyError::bad_line);
     if (n >= proxy_v1_max_line)
         return fail(ProxyError::oversized);

@@ -133,7 +133,8 @@ TEST_CASE("v1 TCP4 and TCP6 lines give the client and leave the hello alone")
 
 TEST_CASE("v1 UNKNOWN is accepted without addresses, with or without the rest")
 {
-    for (const char* line : { "PROXY UNKNOWN\r\n", "PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n" }) {
+    for (const char* line : { "PROXY UNKNOWN\r\n", "PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n",
+             "PROXY UNKNOWN \x01\xff anything\r\n" }) {
         INFO(line);
         const ProxyResult r = decode_proxy_header(bytes(line));
         REQUIRE(r.status == Status::done);
