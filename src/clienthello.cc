@@ -1,5 +1,6 @@
 // clienthello.cc: reassembles the ClientHello from TLS records (RFC 8446 5.1, 4.1.2) and
-// extracts server_name (RFC 6066 3), ALPN (RFC 7301), supported_versions and ECH presence.
+// extracts server_name (RFC 6066 3), ALPN (RFC 7301), supported_versions, ECH presence and
+// the lists a fingerprint needs (cipher suites, extension types, signature_algorithms).
 // Every length is checked against what it is nested in; nothing is trusted.
 #include "clienthello.h"
 
@@ -13,6 +14,7 @@ namespace {
     constexpr std::uint8_t content_handshake = 22;
     constexpr std::uint8_t handshake_client_hello = 1;
     constexpr std::uint16_t ext_server_name = 0;
+    constexpr std::uint16_t ext_signature_algorithms = 13;
     constexpr std::uint16_t ext_alpn = 16;
     constexpr std::uint16_t ext_supported_versions = 43;
     constexpr std::uint16_t ext_ech = 0xfe0d;
@@ -122,9 +124,31 @@ namespace {
         return HelloError::none;
     }
 
+    // Reads a list of 16-bit values that fills `r` exactly; false (out untouched) otherwise.
+    bool u16_list(Reader r, std::vector<std::uint16_t>& out)
+    {
+        if (r.left() % 2)
+            return false;
+        out.reserve(r.left() / 2);
+        std::uint16_t v = 0;
+        while (r.u16(v))
+            out.push_back(v);
+        return true;
+    }
+
+    void parse_signature_algorithms(Reader ext, HelloInfo& info)
+    {
+        Reader list(ext.rest());
+        if (prefixed(ext, 2, list) && ext.left() == 0)
+            u16_list(list, info.signature_algorithms);
+    }
+
     HelloError parse_extension(std::uint16_t type, Reader data, HelloInfo& info)
     {
         switch (type) {
+        case ext_signature_algorithms:
+            parse_signature_algorithms(data, info);
+            return HelloError::none;
         case ext_server_name:
             return parse_server_name(data, info);
         case ext_alpn:
@@ -220,7 +244,7 @@ HelloError parse_client_hello_body(std::span<const std::uint8_t> body, HelloInfo
     Reader field(body);
     if (!r.u16(info.legacy_version) || !r.skip(32) // random
         || !prefixed(r, 1, field) || field.left() > 32 // legacy_session_id
-        || !prefixed(r, 2, field) || field.left() < 2 || field.left() % 2 // cipher_suites
+        || !prefixed(r, 2, field) || field.left() < 2 || !u16_list(field, info.cipher_suites)
         || !prefixed(r, 1, field) || field.left() < 1) // legacy_compression_methods
         return HelloError::truncated_body;
     if (r.left() == 0) // TLS 1.0-1.2 allow a hello without extensions
@@ -230,6 +254,7 @@ HelloError parse_client_hello_body(std::span<const std::uint8_t> body, HelloInfo
     if (!prefixed(r, 2, exts) || r.left() != 0)
         return HelloError::bad_extensions;
     std::bitset<65536> seen;
+    info.extensions.reserve(exts.left() / 4); // each takes at least 4 bytes: one allocation
     while (exts.left() > 0) {
         std::uint16_t type = 0;
         Reader data(body);
@@ -238,6 +263,7 @@ HelloError parse_client_hello_body(std::span<const std::uint8_t> body, HelloInfo
         if (seen.test(type))
             return HelloError::duplicate_extension;
         seen.set(type);
+        info.extensions.push_back(type);
         if (HelloError e = parse_extension(type, data, info); e != HelloError::none)
             return e;
     }

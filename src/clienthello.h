@@ -56,6 +56,12 @@ struct HelloInfo {
     std::vector<std::uint16_t> supported_versions;
     std::uint16_t legacy_version = 0;
     bool ech = false; // encrypted_client_hello (0xfe0d) present
+    // What a fingerprint (JA4) needs, in the client's order, GREASE values included.
+    std::vector<std::uint16_t> cipher_suites;
+    std::vector<std::uint16_t> extensions; // extension types
+    // signature_algorithms (13); left empty when absent or malformed, as a malformed one
+    // is the backend's to refuse (the hello is still routed as before).
+    std::vector<std::uint16_t> signature_algorithms;
 };
 
 // Parses the body of a ClientHello handshake message (after the 4-byte handshake header).

@@ -21,6 +21,8 @@ inline constexpr std::string_view wildcard_prefix = "*.";
 inline constexpr std::string_view socket_file = "tls-socket";
 inline constexpr std::string_view proxy_v1_file = "send-proxy-v1";
 inline constexpr std::string_view proxy_v2_file = "send-proxy-v2";
+// Per-ALPN sockets: HOST/alpn/ENCODED-PROTOCOL/tls-socket (alpn_name.h encodes).
+inline constexpr std::string_view alpn_dir = "alpn";
 
 // Hashed names are BLAKE2s-256 (32 bytes) in unpadded base64url: 43 characters.
 constexpr std::size_t hashed_name_length = 43;

@@ -76,15 +76,12 @@ namespace {
         out.push_back(static_cast<std::uint8_t>(value & 0xff));
     }
 
-    constexpr std::array<std::uint8_t, 12> v2_signature { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A,
-        0x51, 0x55, 0x49, 0x54, 0x0A };
     constexpr std::uint8_t v2_version_proxy = 0x21; // version 2, command PROXY
     constexpr std::uint8_t v2_unspec = 0x00;
     constexpr std::uint8_t v2_tcp4 = 0x11;
     constexpr std::uint8_t v2_tcp6 = 0x21;
     constexpr std::uint8_t pp2_type_alpn = 0x01;
     constexpr std::uint8_t pp2_type_authority = 0x02;
-    constexpr std::size_t v2_fixed_size = 16; // signature, ver/cmd, fam/proto, 2-byte length
     constexpr std::size_t tlv_overhead = 3; // type, 2-byte length
 
 } // namespace
@@ -104,7 +101,7 @@ std::string proxy_v1_header(const sockaddr_storage& client, const sockaddr_stora
 std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
     const sockaddr_storage& local, std::string_view authority, std::string_view alpn)
 {
-    std::vector<std::uint8_t> out(v2_signature.begin(), v2_signature.end());
+    std::vector<std::uint8_t> out(proxy_v2_signature.begin(), proxy_v2_signature.end());
     out.push_back(v2_version_proxy);
 
     auto pair = tcp_pair(client, local);
@@ -132,7 +129,8 @@ std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
     // (<= 255 bytes), so this never triggers in practice; it only guarantees that we never
     // emit a header whose length field disagrees with its contents.
     auto add_tlv = [&out](std::uint8_t type, std::string_view value) {
-        if (value.empty() || out.size() - v2_fixed_size + tlv_overhead + value.size() > 0xffff)
+        if (value.empty()
+            || out.size() - proxy_v2_fixed_size + tlv_overhead + value.size() > 0xffff)
             return;
         out.push_back(type);
         put16(out, value.size());
@@ -142,7 +140,7 @@ std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
     add_tlv(pp2_type_alpn, alpn);
     add_tlv(pp2_type_authority, authority);
 
-    std::size_t rest = out.size() - v2_fixed_size;
+    std::size_t rest = out.size() - proxy_v2_fixed_size;
     out[14] = static_cast<std::uint8_t>(rest >> 8);
     out[15] = static_cast<std::uint8_t>(rest & 0xff);
     return out;

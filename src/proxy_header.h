@@ -5,12 +5,18 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace sniproxy {
+
+// The 12 bytes that open every v2 header (and tell it apart from v1's "PROXY ").
+inline constexpr std::array<std::uint8_t, 12> proxy_v2_signature { 0x0D, 0x0A, 0x0D, 0x0A, 0x00,
+    0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
+inline constexpr std::size_t proxy_v2_fixed_size = 16; // signature, ver/cmd, fam/proto, length
 
 // client = the TCP peer address (getpeername), local = our accepting address (getsockname).
 // IPv4-mapped IPv6 addresses are reported as IPv4. Anything that is not a pair of

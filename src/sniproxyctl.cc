@@ -22,10 +22,16 @@
 //     DIR defaults to the configured hosts directory, USER to the configured worker user; if
 //     that user does not exist, permissions are not checked and stderr says so.
 //
+//   sniproxyctl alpn PROTOCOL...
+//     stdout: one line per valid PROTOCOL (an ALPN ID, 1 to 255 bytes), in argument order: the
+//     directory name of HOST/alpn/NAME/tls-socket ("acme-tls/1" -> "acme-tls%2f1").
+//     stderr: "sniproxyctl: PROTOCOL: reason" for each invalid one; exit 1 if any, else 0.
+//
 //   Exit 2: usage error (unknown command or option, missing argument, unknown -u user).
 #include "config.h"
 
 #include "escape.h"
+#include "alpn_name.h"
 #include "hashed_name.h"
 #include "hosts_check.h"
 #include "idn.h"
@@ -47,11 +53,14 @@ void usage(std::FILE* out)
 {
     std::fprintf(out,
         "usage: sniproxyctl hostname [-a] NAME...\n"
+        "       sniproxyctl alpn PROTOCOL...\n"
         "       sniproxyctl check [-a] [-u user] [hosts-dir]\n"
         "       sniproxyctl -h\n"
         "\n"
         "hostname  print NAME, its A-label, its hashed name and the directory sniproxyd\n"
         "          looks up, TAB-separated (-a: as with every name hashed)\n"
+        "alpn      print the directory name of HOST/alpn/NAME/tls-socket for each\n"
+        "          ALPN PROTOCOL\n"
         "check     validate a hosts directory (default %s) as the workers see it;\n"
         "          -a: every name hashed; -u: worker user for permission checks\n"
         "          (default %s)\n",
@@ -100,6 +109,26 @@ int cmd_hostname(int argc, char* argv[])
         std::printf("%s\t%s\t%s\tdir=%s\n", argv[i], a_label.c_str(),
             sniproxy::hashed_name(a_label).c_str(),
             sniproxy::host_directory(a_label, all_hashed).c_str());
+    }
+    return status;
+}
+
+int cmd_alpn(int argc, char* argv[])
+{
+    if (argc < 2 || std::string_view(argv[1]) == "-h") {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? exit_usage : 0;
+    }
+    int status = 0;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view protocol = argv[i];
+        if (protocol.empty() || protocol.size() > 255) {
+            std::fprintf(stderr, "sniproxyctl: %s: an ALPN protocol is 1 to 255 bytes long\n",
+                printable(protocol).c_str());
+            status = 1;
+            continue;
+        }
+        std::printf("%s\n", sniproxy::encode_alpn_name(protocol).c_str());
     }
     return status;
 }
@@ -164,6 +193,8 @@ int main(int argc, char* argv[])
     int status;
     if (cmd == "hostname")
         status = cmd_hostname(argc - 1, argv + 1);
+    else if (cmd == "alpn")
+        status = cmd_alpn(argc - 1, argv + 1);
     else if (cmd == "check")
         status = cmd_check(argc - 1, argv + 1);
     else {

@@ -344,3 +344,47 @@ TEST_CASE("every error has a name and every byte-flip of a capture is handled")
         }
     }
 }
+
+TEST_CASE("the lists a fingerprint needs, in the client's order, GREASE kept")
+{
+    const HelloResult chromium = parse_client_hello(capture("chromium-156.bin"));
+    REQUIRE(chromium.status == Status::done);
+    const HelloInfo& c = chromium.info;
+    REQUIRE(c.cipher_suites.size() == 16);
+    CHECK((c.cipher_suites[0] & 0x0f0f) == 0x0a0a); // Chrome leads with a GREASE suite
+    CHECK(c.cipher_suites[1] == 0x1301);
+    REQUIRE(c.extensions.size() == 19); // 17 and a GREASE type first and last
+    CHECK(c.extensions[0] == 0x6a6a);
+    CHECK(c.extensions[1] == 0xfe0d);
+    CHECK(c.extensions[18] == 0x1a1a);
+    REQUIRE(c.signature_algorithms.size() == 12);
+    CHECK(c.signature_algorithms[0] == 0x9a9a);
+    CHECK(c.signature_algorithms[1] == 0x0904);
+
+    const HelloInfo go = parse_client_hello(capture("go-1.19.bin")).info;
+    CHECK(go.extensions
+        == std::vector<std::uint16_t> { 0, 5, 10, 11, 13, 0xff01, 16, 18, 43, 51 });
+    CHECK(go.signature_algorithms.front() == 0x0804);
+
+    Bytes exts = sni_extension("a.com");
+    append(exts, extension(13, { 0, 4, 0x04, 0x03, 0x08, 0x04 }));
+    append(exts, extension(0x1234, { 1, 2, 3 }));
+    const HelloInfo built = parse_client_hello(records(handshake(hello_body(exts)))).info;
+    CHECK(built.cipher_suites == std::vector<std::uint16_t> { 0x1301 });
+    CHECK(built.extensions == std::vector<std::uint16_t> { 0, 13, 0x1234 });
+    CHECK(built.signature_algorithms == std::vector<std::uint16_t> { 0x0403, 0x0804 });
+}
+
+TEST_CASE("a malformed signature_algorithms is not ours to refuse")
+{
+    // Routed as before (the backend answers it); the list is just left empty.
+    for (const Bytes& data : { Bytes { 0, 3, 4, 3, 8 }, Bytes { 0, 4, 4, 3 }, Bytes {} }) {
+        Bytes exts = sni_extension("a.com");
+        append(exts, extension(13, data));
+        const HelloResult r = parse_client_hello(records(handshake(hello_body(exts))));
+        REQUIRE(r.status == Status::done);
+        CHECK(r.info.sni == "a.com");
+        CHECK(r.info.signature_algorithms.empty());
+        CHECK(r.info.extensions == std::vector<std::uint16_t> { 0, 13 });
+    }
+}

@@ -23,7 +23,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const HelloInfo& a = whole.info;
         const HelloInfo& b = pieces.info();
         if (a.sni != b.sni || a.alpn != b.alpn || a.ech != b.ech
-            || a.supported_versions != b.supported_versions || whole.consumed != pieces.consumed()
+            || a.supported_versions != b.supported_versions || a.cipher_suites != b.cipher_suites
+            || a.extensions != b.extensions || a.signature_algorithms != b.signature_algorithms
+            || a.legacy_version != b.legacy_version || whole.consumed != pieces.consumed()
             || whole.consumed > size)
             std::abort();
     }

@@ -246,6 +246,27 @@ class Hostname(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------------------
+# alpn
+
+class Alpn(unittest.TestCase):
+    def test_directory_names_in_argument_order(self):
+        status, out, err = ctl("alpn", "acme-tls/1", "h2", "http/1.1", "HTTP")
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(out, "acme-tls%2f1\nh2\nhttp%2f1.1\n%48%54%54%50\n")
+
+    def test_invalid_protocols_do_not_stop_the_others(self):
+        status, out, err = ctl("alpn", "", "h2", "x" * 256)
+        self.assertEqual(status, 1)
+        self.assertEqual(out, "h2\n")
+        self.assertEqual(err.count("1 to 255 bytes"), 2, err)
+
+    def test_no_protocol_is_a_usage_error(self):
+        status, out, err = ctl("alpn")
+        self.assertEqual((status, out), (2, ""))
+        self.assertIn("sniproxyctl alpn", err)
+
+
+# ---------------------------------------------------------------------------------------
 # check, and sniproxyd -n
 
 class CraftedDir(unittest.TestCase):
