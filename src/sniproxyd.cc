@@ -155,7 +155,7 @@ int main(int argc, char* argv[])
     if (o.check_only)
         return check_only(o);
 
-    WorkerIdentity identity;
+    Identity identity;
     if (geteuid() == 0) {
         const passwd* pw = getpwnam(o.user.c_str());
         if (!pw)
