@@ -5,6 +5,7 @@
 #include "catch.h"
 
 #include "channel.h"
+#include "channel_peer.h"
 #include "fd.h"
 #include "sandbox.h"
 
@@ -39,6 +40,7 @@
 #include <vector>
 
 using namespace sniproxy;
+using sniproxy::test::send_connection;
 
 namespace {
 
