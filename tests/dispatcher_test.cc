@@ -141,3 +141,19 @@ TEST_CASE("a stopped dispatcher never accepts again")
     r.d.stop();
     CHECK_FALSE(r.d.wants_accepting());
 }
+
+TEST_CASE("equal workers take turns even when their loads return to equal")
+{
+    Rig r;
+    WorkerSlot& a = r.add(0);
+    WorkerSlot& b = r.add(0);
+    std::string err;
+    CHECK(r.give(1));
+    CHECK(a.inflight == 1);
+    REQUIRE(r.d.on_closed(a, 1, &err)); // both idle again
+    CHECK(r.give(1));
+    CHECK(b.inflight == 1); // not a again
+    REQUIRE(r.d.on_closed(b, 1, &err));
+    CHECK(r.give(1));
+    CHECK(a.inflight == 1);
+}
