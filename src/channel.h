@@ -19,8 +19,8 @@ constexpr std::size_t max_fds_per_message = 16;
 
 // Returns 0 or an errno value (EAGAIN: the channel is full right now; EINVAL: too many fds;
 // EMSGSIZE: payload too large).
-int send_message(int channel, Msg type, std::span<const std::uint8_t> payload,
-    std::span<const int> fds = {});
+int send_message(
+    int channel, Msg type, std::span<const std::uint8_t> payload, std::span<const int> fds = {});
 
 // Several messages without descriptors in one system call (sendmmsg), in order. Returns how
 // many the channel took (fewer than asked when it filled up; 0 and errno EAGAIN when it was

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <string>
 
 namespace sniproxy {
 
@@ -55,8 +55,8 @@ bool Dispatcher::hand_over(std::span<Pending> batch)
             for (std::size_t i = 0; i < k; i++)
                 batch[done + i].fd.reset();
             done += k;
-            const auto at = std::find_if(workers_.begin(), workers_.end(),
-                [w](const auto& p) { return p.get() == w; });
+            const auto at = std::find_if(
+                workers_.begin(), workers_.end(), [w](const auto& p) { return p.get() == w; });
             next_ = static_cast<std::size_t>(at - workers_.begin()) + 1;
             continue;
         }
@@ -68,13 +68,13 @@ bool Dispatcher::hand_over(std::span<Pending> batch)
         if (err == ENOBUFS || err == ENOMEM) {
             // The kernel is short of memory, not the worker at fault: keep the connections,
             // pause accepting for a second (as when out of descriptors), then try again.
-            logf(LogLevel::warning, "handing over %zu connection(s): %s; retrying in a second", k,
-                std::strerror(err));
+            logf(LogLevel::warning, "%s; retrying in a second",
+                errno_message("handing over " + std::to_string(k) + " connection(s)", err).c_str());
             pause();
             break;
         }
-        logf(LogLevel::warning, "worker %d: handing over %zu connection(s): %s",
-            static_cast<int>(w->pid), k, std::strerror(err));
+        logf(LogLevel::warning, "worker %d: %s", static_cast<int>(w->pid),
+            errno_message("handing over " + std::to_string(k) + " connection(s)", err).c_str());
         w->ready = false;
     }
     for (std::size_t i = done; i < batch.size(); i++)
@@ -119,7 +119,10 @@ void Dispatcher::on_room(WorkerSlot& w)
     flush_pending();
 }
 
-void Dispatcher::pause() { paused_until_ns_ = clock_.now_ns() + pause_ns; }
+void Dispatcher::pause()
+{
+    paused_until_ns_ = clock_.now_ns() + pause_ns;
+}
 
 void Dispatcher::resume()
 {

@@ -31,7 +31,8 @@ namespace {
         if (at_ns == 0)
             return;
         const std::int64_t ms = std::max<std::int64_t>(0, at_ns - monotonic_ns()) / 1'000'000 + 1;
-        const timeval in { static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000) };
+        const timeval in { static_cast<time_t>(ms / 1000),
+            static_cast<suseconds_t>(ms % 1000 * 1000) };
         evtimer_add(ev, &in);
     }
 } // namespace
@@ -44,8 +45,8 @@ public:
         , fd_(std::move(fd))
         , slot_(slot)
     {
-        read_event_.reset(event_new(
-            parent.base_.get(), fd_.get(), EV_READ | EV_PERSIST, on_readable, this));
+        read_event_.reset(
+            event_new(parent.base_.get(), fd_.get(), EV_READ | EV_PERSIST, on_readable, this));
         write_event_.reset(event_new(parent.base_.get(), fd_.get(), EV_WRITE, on_writable, this));
         event_add(read_event_.get(), nullptr);
     }
@@ -177,12 +178,16 @@ bool Parent::spawn_upgrade(pid_t* pid, std::string* err)
         *err = errno_message("cannot start " + invocation_.exe, errno);
         return false;
     }
-    logf(LogLevel::notice, "SIGUSR2: started %s as pid %d; it takes over when its workers are ready",
+    logf(LogLevel::notice,
+        "SIGUSR2: started %s as pid %d; it takes over when its workers are ready",
         invocation_.exe.c_str(), static_cast<int>(*pid));
     return true;
 }
 
-void Parent::kill(pid_t pid, int sig) { ::kill(pid, sig); }
+void Parent::kill(pid_t pid, int sig)
+{
+    ::kill(pid, sig);
+}
 
 void Parent::sync()
 {
@@ -229,7 +234,8 @@ void Parent::accept_batch(int listener)
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 // Out of descriptors: pause (never spin), say so once, retry in a second.
                 if (!fd_exhausted_logged_)
-                    logf_errno(LogLevel::err, "accept (pausing accepts; raise the descriptor limit?)");
+                    logf_errno(
+                        LogLevel::err, "accept (pausing accepts; raise the descriptor limit?)");
                 fd_exhausted_logged_ = true;
                 dispatcher_.pause();
                 break;

@@ -119,10 +119,16 @@ std::size_t connections_in(const Received& m)
 }
 
 // DrainMsg.
-Encoded encode(const DrainMsg& m) { return u32_message(Msg::drain, m.grace_s); }
+Encoded encode(const DrainMsg& m)
+{
+    return u32_message(Msg::drain, m.grace_s);
+}
 
 // ReadyMsg.
-Encoded encode(const ReadyMsg&) { return { Msg::ready, {} }; }
+Encoded encode(const ReadyMsg&)
+{
+    return { Msg::ready, {} };
+}
 
 // LogMsg: a level byte (a syslog priority we use), then the text.
 Encoded encode(const LogMsg& m)
@@ -133,7 +139,10 @@ Encoded encode(const LogMsg& m)
 }
 
 // ClosedMsg.
-Encoded encode(const ClosedMsg& m) { return u32_message(Msg::closed, m.count); }
+Encoded encode(const ClosedMsg& m)
+{
+    return u32_message(Msg::closed, m.count);
+}
 
 bool decode_from_worker(const Received& m, FromWorker* out, std::string* err)
 {
@@ -203,6 +212,9 @@ int send_connections(int channel, std::span<const int> fds, std::span<const Conn
     return send_message(channel, e.type, e.bytes(), fds);
 }
 
-int send(int channel, const Encoded& m) { return send_message(channel, m.type, m.bytes()); }
+int send(int channel, const Encoded& m)
+{
+    return send_message(channel, m.type, m.bytes());
+}
 
 } // namespace sniproxy

@@ -82,8 +82,7 @@ Encoded encode(const ReadyMsg& m);
 Encoded encode(const LogMsg& m); // cuts the text to what one message holds
 Encoded encode(const ClosedMsg& m);
 // The records of a connection message for infos.size() descriptors (1..max_handover).
-bool encode_connections(
-    std::span<const ConnectionInfo> infos, Encoded* out, std::string* err);
+bool encode_connections(std::span<const ConnectionInfo> infos, Encoded* out, std::string* err);
 
 // Decodes what a worker sent / what the parent sent. False (with the reason) for an unknown
 // type, a wrong size, a value out of range, or descriptors where none belong or not exactly

@@ -36,8 +36,8 @@ std::string describe_status(int status)
     return "ended (status " + std::to_string(status) + ")";
 }
 
-Supervisor::Supervisor(WorkerList& workers, Dispatcher& dispatcher, Spawner& spawner,
-    Clock& clock, Settings settings)
+Supervisor::Supervisor(
+    WorkerList& workers, Dispatcher& dispatcher, Spawner& spawner, Clock& clock, Settings settings)
     : workers_(workers)
     , dispatcher_(dispatcher)
     , spawner_(spawner)
@@ -113,8 +113,8 @@ bool Supervisor::on_message(WorkerSlot& w, Received& m)
 // no more connections, is killed, and is respawned as any worker that died.
 void Supervisor::violation(WorkerSlot& w, const std::string& why)
 {
-    logf(LogLevel::err, "worker %d: protocol violation: %s; replacing it",
-        static_cast<int>(w.pid), why.c_str());
+    logf(LogLevel::err, "worker %d: protocol violation: %s; replacing it", static_cast<int>(w.pid),
+        why.c_str());
     w.ready = false;
     w.violated = true;
     spawner_.kill(w.pid, SIGKILL);

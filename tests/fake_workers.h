@@ -85,7 +85,10 @@ struct FakeSpawner final : Spawner {
     }
 };
 
-inline FakeChannel& channel_of(const WorkerSlot& w) { return static_cast<FakeChannel&>(*w.channel); }
+inline FakeChannel& channel_of(const WorkerSlot& w)
+{
+    return static_cast<FakeChannel&>(*w.channel);
+}
 
 // Client sockets stand-ins: real descriptors, so that closing them is observable.
 inline std::vector<Pending> connections(std::size_t n)
@@ -102,7 +105,8 @@ struct LogCapture {
     LogCapture()
     {
         log_set_verbosity(1);
-        log_set_sink([this](LogLevel l, std::string_view t) { lines.emplace_back(l, std::string(t)); });
+        log_set_sink(
+            [this](LogLevel l, std::string_view t) { lines.emplace_back(l, std::string(t)); });
     }
     ~LogCapture() { log_set_sink(nullptr); }
     bool has(LogLevel level, const std::string& part) const
