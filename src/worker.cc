@@ -150,8 +150,10 @@ namespace {
     void Worker::lost_connections(const Received& m)
     {
         const std::size_t n = connections_in(m);
-        logf(LogLevel::err, "worker: descriptors of a connection message lost (out of them?), "
-                            "%zu connection(s) closed", n);
+        logf(LogLevel::err,
+            "worker: descriptors of a connection message lost (out of them?), "
+            "%zu connection(s) closed",
+            n);
         closed_unreported_ += static_cast<std::uint32_t>(n);
         schedule_flush();
     }
@@ -299,7 +301,9 @@ int worker_main(const Options& o)
     log_set_verbosity(o.verbosity);
     const int channel = o.worker.channel_fd;
     // Until the loop runs, records go straight to the channel (blocking is fine here).
-    log_set_sink([channel](LogLevel l, std::string_view t) { send(channel, encode(LogMsg { l, t })); });
+    log_set_sink([channel](LogLevel l, std::string_view t) {
+        send(channel, encode(LogMsg { l, t }));
+    });
     // Everything that needs the outside world is opened before the jail.
     event_config* cfg = event_config_new();
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
