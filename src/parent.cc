@@ -154,12 +154,10 @@ bool Parent::spawn_worker(unsigned generation, WorkerSlot* out, std::string* err
     static_cast<Identity&>(spec) = identity_;
     spec.channel_fd = 3;
     spec.generation = generation;
-    const pid_t pid = spawn(
-        { "/proc/self/exe", worker_arguments(options_, spec), { theirs.get() }, false, {} });
-    if (pid < 0) {
-        *err = errno_message("fork for a worker", errno);
+    pid_t pid;
+    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec), { theirs.get() }, false, {} },
+            &pid, err))
         return false;
-    }
     out->pid = pid;
     out->channel = std::make_unique<Channel>(*this, std::move(mine), *out);
     return true;
@@ -172,12 +170,10 @@ bool Parent::spawn_upgrade(pid_t* pid, std::string* err)
     std::vector<int> fds;
     for (const UniqueFd& l : listeners_)
         fds.push_back(l.get());
-    *pid = spawn({ invocation_.exe, invocation_.args, fds, true,
-        { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) } });
-    if (*pid < 0) {
-        *err = errno_message("cannot start " + invocation_.exe, errno);
+    if (!spawn({ invocation_.exe, invocation_.args, fds, true,
+                   { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) } },
+            pid, err))
         return false;
-    }
     logf(LogLevel::notice,
         "SIGUSR2: started %s as pid %d; it takes over when its workers are ready",
         invocation_.exe.c_str(), static_cast<int>(*pid));
