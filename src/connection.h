@@ -2,7 +2,7 @@
 // ClientHello to the close of both directions. See connection.cc for the life cycle.
 #pragma once
 
-#include "channel.h"
+#include "protocol.h"
 #include "clienthello.h"
 #include "event_ptr.h"
 #include "fd.h"

@@ -38,8 +38,8 @@ namespace {
             return false;
         if (fd > INT_MAX || jail > 1)
             return false;
-        w = { static_cast<int>(fd), static_cast<unsigned>(gen), static_cast<uid_t>(uid),
-            static_cast<gid_t>(gid), jail == 1 };
+        w = { { static_cast<uid_t>(uid), static_cast<gid_t>(gid), jail == 1 },
+            static_cast<int>(fd), static_cast<unsigned>(gen) };
         return true;
     }
 } // namespace

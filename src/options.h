@@ -2,6 +2,8 @@
 // without side effects so that every rule can be tested directly.
 #pragma once
 
+#include "identity.h"
+
 #include <sys/types.h>
 
 #include <string>
@@ -28,12 +30,9 @@ struct Options {
     std::vector<std::string> settings; // -o name=value, repeatable, in order
 
     // Internal: set by the parent when it execs a worker (-W fd:generation:uid:gid:jail).
-    struct Worker {
+    struct Worker : Identity {
         int channel_fd = -1;
         unsigned generation = 0;
-        uid_t uid = 0;
-        gid_t gid = 0;
-        bool jail = false;
     } worker;
     bool is_worker = false;
 };

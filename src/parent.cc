@@ -1,28 +1,90 @@
-// parent.cc: accept and dispatch (lifecycle.cc supervises). Workers are started by fork + exec of
-// this same binary (/proc/self/exe), so each gets a fresh address space and holds nothing but its
-// channel: listeners are close-on-exec and never reach a worker.
+// parent.cc: the parent's libevent glue. Callbacks only translate events into calls on the
+// Dispatcher and the Supervisor, then sync() mirrors their state into events and timers.
+// Workers are started by fork + exec of this same binary (/proc/self/exe), so each gets a
+// fresh address space and holds nothing but its channel: listeners are close-on-exec.
 #include "parent.h"
 
-#include "channel.h"
 #include "log.h"
+#include "protocol.h"
 #include "spawn.h"
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 namespace sniproxy {
 
 namespace {
     constexpr int accept_batch_max = 64;
+
+    // Arms `ev` for `at_ns` (0: disarmed), touching libevent only when the time changed.
+    void arm(event* ev, std::int64_t at_ns, std::int64_t& armed)
+    {
+        if (at_ns == armed)
+            return;
+        armed = at_ns;
+        evtimer_del(ev);
+        if (at_ns == 0)
+            return;
+        const std::int64_t ms = std::max<std::int64_t>(0, at_ns - monotonic_ns()) / 1'000'000 + 1;
+        const timeval in { static_cast<time_t>(ms / 1000),
+            static_cast<suseconds_t>(ms % 1000 * 1000) };
+        evtimer_add(ev, &in);
+    }
 } // namespace
 
+// The real channel: the parent's end of the socketpair, read and write events on it.
+class Parent::Channel final : public WorkerChannel {
+public:
+    Channel(Parent& parent, UniqueFd fd, WorkerSlot& slot)
+        : parent_(parent)
+        , fd_(std::move(fd))
+        , slot_(slot)
+    {
+        read_event_.reset(
+            event_new(parent.base_.get(), fd_.get(), EV_READ | EV_PERSIST, on_readable, this));
+        write_event_.reset(event_new(parent.base_.get(), fd_.get(), EV_WRITE, on_writable, this));
+        event_add(read_event_.get(), nullptr);
+    }
+    int send_connections(std::span<const int> fds, std::span<const ConnectionInfo> infos) override
+    {
+        return sniproxy::send_connections(fd_.get(), fds, infos);
+    }
+    int send(const Encoded& m) override { return sniproxy::send(fd_.get(), m); }
+    void wait_for_room() override { event_add(write_event_.get(), nullptr); }
+    int fd() const { return fd_.get(); }
+    void stop_reading() { event_del(read_event_.get()); }
+
+private:
+    static void on_readable(evutil_socket_t, short, void* arg)
+    {
+        auto* self = static_cast<Channel*>(arg);
+        Parent& p = self->parent_;
+        p.read_worker(self->slot_);
+        p.sync();
+    }
+    static void on_writable(evutil_socket_t, short, void* arg)
+    {
+        auto* self = static_cast<Channel*>(arg);
+        Parent& p = self->parent_;
+        p.supervisor_.on_room(self->slot_);
+        p.dispatcher_.on_room(self->slot_);
+        p.sync();
+    }
+
+    Parent& parent_;
+    UniqueFd fd_;
+    WorkerSlot& slot_;
+    EventPtr read_event_;
+    EventPtr write_event_;
+};
+
 Parent::Parent(const Options& options, Invocation invocation, std::vector<UniqueFd> listeners,
-    WorkerIdentity identity, std::size_t max_per_worker)
+    Identity identity, std::size_t max_per_worker)
     : options_(options)
     , invocation_(std::move(invocation))
     , identity_(identity)
@@ -31,6 +93,9 @@ Parent::Parent(const Options& options, Invocation invocation, std::vector<Unique
               ? options.workers
               : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))))
     , listeners_(std::move(listeners))
+    , dispatcher_(workers_, max_per_worker, clock_)
+    , supervisor_(workers_, dispatcher_, *this, clock_,
+          { worker_count_, options.grace, invocation_.upgrade_from })
 {
     event_config* cfg = event_config_new();
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
@@ -58,15 +123,14 @@ int Parent::run()
         evsignal_add(signal_events_.back().get(), nullptr);
     }
     resume_event_.reset(evtimer_new(base_.get(), on_resume, this));
-    respawn_event_.reset(evtimer_new(base_.get(), on_respawn, this));
-    kill_event_.reset(evtimer_new(base_.get(), on_force_kill, this));
-    generation_ = 1;
-    for (int i = 0; i < worker_count_; i++) {
-        if (!spawn_worker(generation_))
-            return 1;
-    }
+    respawn_event_.reset(evtimer_new(base_.get(), on_tick, this));
+    kill_event_.reset(evtimer_new(base_.get(), on_tick, this));
+    std::string err;
+    if (!supervisor_.start(&err))
+        return 1; // the reason is logged
     logf(LogLevel::notice, "started: %zu listener(s), %d worker(s), up to %zu connections each",
         listeners_.size(), worker_count_, max_per_worker_);
+    sync();
     event_base_dispatch(base_.get());
     // Tearing down the signal events restores the default actions; a late second SIGTERM
     // must not turn a clean exit into death by signal.
@@ -76,41 +140,76 @@ int Parent::run()
     return 0;
 }
 
-bool Parent::spawn_worker(unsigned generation)
+bool Parent::spawn_worker(unsigned generation, WorkerSlot* out, std::string* err)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        logf(LogLevel::err, "socketpair for a worker: %s", std::strerror(errno));
+        *err = errno_message("socketpair for a worker", errno);
         return false;
     }
     UniqueFd mine(sv[0]), theirs(sv[1]);
     // The worker's end becomes its fd 3; /proc/self/exe is the running binary even if the
     // file on disk was replaced, so a generation never mixes versions.
-    const pid_t pid = spawn({ "/proc/self/exe",
-        worker_arguments(options_, { 3, generation, identity_.uid, identity_.gid, identity_.jail }),
-        { theirs.get() }, false, {} });
-    if (pid < 0) {
-        logf(LogLevel::err, "fork for a worker: %s", std::strerror(errno));
+    Options::Worker spec;
+    static_cast<Identity&>(spec) = identity_;
+    spec.channel_fd = 3;
+    spec.generation = generation;
+    pid_t pid;
+    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec), { theirs.get() }, false, {} },
+            &pid, err))
         return false;
-    }
-    auto w = std::make_unique<Worker>();
-    w->pid = pid;
-    w->channel = std::move(mine);
-    w->generation = generation;
-    w->started_ns = monotonic_ns();
-    w->read_event.reset(
-        event_new(base_.get(), w->channel.get(), EV_READ | EV_PERSIST, on_worker_readable, this));
-    w->write_event.reset(
-        event_new(base_.get(), w->channel.get(), EV_WRITE, on_worker_writable, this));
-    event_add(w->read_event.get(), nullptr);
-    logf(LogLevel::debug, "worker %d started (generation %u)", static_cast<int>(pid), generation);
-    workers_.push_back(std::move(w));
+    out->pid = pid;
+    out->channel = std::make_unique<Channel>(*this, std::move(mine), *out);
     return true;
+}
+
+// SIGUSR2: the binary now at the start-up path, with our listening sockets (systemd's
+// LISTEN_FDS protocol).
+bool Parent::spawn_upgrade(pid_t* pid, std::string* err)
+{
+    std::vector<int> fds;
+    for (const UniqueFd& l : listeners_)
+        fds.push_back(l.get());
+    if (!spawn({ invocation_.exe, invocation_.args, fds, true,
+                   { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) } },
+            pid, err))
+        return false;
+    logf(LogLevel::notice,
+        "SIGUSR2: started %s as pid %d; it takes over when its workers are ready",
+        invocation_.exe.c_str(), static_cast<int>(*pid));
+    return true;
+}
+
+void Parent::kill(pid_t pid, int sig)
+{
+    ::kill(pid, sig);
+}
+
+void Parent::sync()
+{
+    if (dispatcher_.stopped() && !listeners_.empty()) {
+        listen_events_.clear();
+        listeners_.clear(); // new clients are refused from now on
+        accepting_ = false;
+    }
+    const bool on = dispatcher_.wants_accepting() && !listeners_.empty();
+    if (on != accepting_) {
+        accepting_ = on;
+        for (auto& e : listen_events_)
+            on ? event_add(e.get(), nullptr) : event_del(e.get());
+    }
+    arm(resume_event_.get(), dispatcher_.paused_until_ns(), resume_armed_);
+    arm(respawn_event_.get(), supervisor_.next_respawn_ns(), respawn_armed_);
+    arm(kill_event_.get(), supervisor_.next_backstop_ns(), kill_armed_);
+    if (supervisor_.finished())
+        event_base_loopbreak(base_.get());
 }
 
 void Parent::on_accept(evutil_socket_t fd, short, void* arg)
 {
-    static_cast<Parent*>(arg)->accept_batch(fd);
+    auto* self = static_cast<Parent*>(arg);
+    self->accept_batch(fd);
+    self->sync();
 }
 
 // Accepts what the backlog holds (up to accept_batch_max) and hands it over in messages of
@@ -119,7 +218,7 @@ void Parent::accept_batch(int listener)
 {
     Pending batch[max_handover];
     std::size_t n = 0;
-    for (int i = 0; i < accept_batch_max && accepting_; i++) {
+    for (int i = 0; i < accept_batch_max && dispatcher_.wants_accepting(); i++) {
         ConnectionInfo info;
         socklen_t len = sizeof info.peer;
         UniqueFd fd(accept4(
@@ -131,190 +230,98 @@ void Parent::accept_batch(int listener)
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 // Out of descriptors: pause (never spin), say so once, retry in a second.
                 if (!fd_exhausted_logged_)
-                    logf(LogLevel::err, "accept: %s; pausing accepts (raise the descriptor limit?)",
-                        std::strerror(err));
+                    logf_errno(
+                        LogLevel::err, "accept (pausing accepts; raise the descriptor limit?)");
                 fd_exhausted_logged_ = true;
-                set_accepting(false);
-                const timeval one_second { 1, 0 };
-                evtimer_add(resume_event_.get(), &one_second);
+                dispatcher_.pause();
                 break;
             }
             if (err != ECONNABORTED && err != EINTR && err != EPROTO && err != EPERM)
-                logf(LogLevel::warning, "accept: %s", std::strerror(err));
+                logf_errno(LogLevel::warning, "accept");
             continue;
         }
         fd_exhausted_logged_ = false;
         info.accepted_ns = monotonic_ns();
         batch[n++] = { std::move(fd), info };
         if (n == max_handover) {
-            const bool all = hand_over({ batch, n });
+            const bool all = dispatcher_.hand_over({ batch, n });
             n = 0;
             if (!all)
                 break; // no worker has room: the rest waits in the backlog
         }
     }
     if (n > 0)
-        hand_over({ batch, n });
+        dispatcher_.hand_over({ batch, n });
 }
 
 void Parent::on_resume(evutil_socket_t, short, void* arg)
 {
-    static_cast<Parent*>(arg)->flush_pending(); // then accepting resumes if all went
+    auto* self = static_cast<Parent*>(arg);
+    self->resume_armed_ = 0;
+    self->dispatcher_.resume();
+    self->sync();
 }
 
-Parent::Worker* Parent::least_loaded()
-{
-    Worker* best = nullptr;
-    for (auto& w : workers_) {
-        if (w->ready && !w->draining && w->inflight < max_per_worker_
-            && !event_pending(w->write_event.get(), EV_WRITE, nullptr)
-            && (!best || w->inflight < best->inflight))
-            best = w.get();
-    }
-    return best;
-}
-
-// Hands connections to the least-loaded worker, as many in one message as it has room for;
-// a full channel means the next worker is tried. Our copies are closed only after a send
-// succeeded. What no worker can take now waits at the back of `pending_` and accepting
-// pauses: nothing is dropped. Returns true when every connection was handed over.
-bool Parent::hand_over(std::span<Pending> batch)
-{
-    std::size_t done = 0;
-    while (done < batch.size()) {
-        Worker* w = least_loaded();
-        if (!w)
-            break;
-        const std::size_t k = std::min(batch.size() - done, max_per_worker_ - w->inflight);
-        int fds[max_handover];
-        ConnectionInfo infos[max_handover];
-        for (std::size_t i = 0; i < k; i++) {
-            fds[i] = batch[done + i].fd.get();
-            infos[i] = batch[done + i].info;
-        }
-        const int err = send_connections(w->channel.get(), { fds, k }, { infos, k });
-        if (err == 0) {
-            w->inflight += k;
-            for (std::size_t i = 0; i < k; i++)
-                batch[done + i].fd.reset();
-            done += k;
-            continue;
-        }
-        if (err == EAGAIN) {
-            event_add(w->write_event.get(), nullptr); // skip it until it has room again
-            continue;
-        }
-        if (err == ENOBUFS || err == ENOMEM) {
-            // The kernel is short of memory, not the worker at fault: keep the connections,
-            // pause accepting for a second (as when out of descriptors), then try again.
-            logf(LogLevel::warning, "handing over %zu connection(s): %s; retrying in a second", k,
-                std::strerror(err));
-            const timeval one_second { 1, 0 };
-            evtimer_add(resume_event_.get(), &one_second);
-            break;
-        }
-        // The worker is gone or broken (EPIPE, ...): no more connections for it; SIGCHLD
-        // will tell us the rest.
-        logf(LogLevel::warning, "worker %d: handing over %zu connection(s): %s",
-            static_cast<int>(w->pid), k, std::strerror(err));
-        w->ready = false;
-    }
-    if (done == batch.size())
-        return true;
-    for (std::size_t i = done; i < batch.size(); i++)
-        pending_.push_back(std::move(batch[i]));
-    update_accepting();
-    return false;
-}
-
-void Parent::flush_pending()
-{
-    while (!pending_.empty()) {
-        Pending batch[max_handover];
-        const std::size_t n = std::min(pending_.size(), max_handover);
-        for (std::size_t i = 0; i < n; i++) {
-            batch[i] = std::move(pending_.front());
-            pending_.pop_front();
-        }
-        const std::size_t before = pending_.size();
-        if (!hand_over({ batch, n })) {
-            // hand_over queued the rest at the back; keep the order of arrival.
-            const auto left = static_cast<std::ptrdiff_t>(pending_.size() - before);
-            std::rotate(pending_.begin(), pending_.end() - left, pending_.end());
-            break;
-        }
-    }
-    update_accepting();
-}
-
-void Parent::set_accepting(bool on)
-{
-    if (on == accepting_)
-        return;
-    accepting_ = on;
-    for (auto& e : listen_events_)
-        on ? event_add(e.get(), nullptr) : event_del(e.get());
-}
-
-void Parent::update_accepting()
-{
-    set_accepting(!stopping_ && pending_.empty() && least_loaded() != nullptr
-        && !evtimer_pending(resume_event_.get(), nullptr));
-}
-
-void Parent::on_worker_writable(evutil_socket_t fd, short, void* arg)
+void Parent::on_tick(evutil_socket_t, short, void* arg)
 {
     auto* self = static_cast<Parent*>(arg);
-    for (auto& w : self->workers_)
-        if (w->drain_owed && w->channel.get() == fd)
-            self->send_drain(*w);
-    self->flush_pending();
+    self->respawn_armed_ = self->kill_armed_ = 0; // re-armed by sync if still due later
+    evtimer_del(self->respawn_event_.get());
+    evtimer_del(self->kill_event_.get());
+    self->supervisor_.tick();
+    self->sync();
 }
 
-void Parent::on_worker_readable(evutil_socket_t fd, short, void* arg)
+void Parent::read_worker(WorkerSlot& w)
 {
-    auto* self = static_cast<Parent*>(arg);
-    for (auto& w : self->workers_) {
-        if (w->channel.get() == fd) {
-            self->read_worker(*w);
-            return;
-        }
-    }
-}
-
-// Worker records are untrusted: sizes and levels are checked and text is escaped.
-void Parent::read_worker(Worker& w)
-{
+    auto& channel = static_cast<Channel&>(*w.channel);
     for (;;) {
         Received m;
-        const Recv r = receive_message(w.channel.get(), m);
+        const Recv r = receive_message(channel.fd(), m);
         if (r == Recv::again)
             return;
         if (r == Recv::eof || r == Recv::error) {
-            event_del(w.read_event.get()); // it is exiting; SIGCHLD does the rest
+            channel.stop_reading(); // it is exiting; SIGCHLD does the rest
             return;
         }
-        if (r == Recv::invalid) {
-            logf(
-                LogLevel::warning, "worker %d: malformed message ignored", static_cast<int>(w.pid));
-            continue;
+        // A worker's records are bounded by its encoder: one that does not fit is a lie too.
+        if (r == Recv::invalid)
+            supervisor_.violation(w, "a message that does not fit");
+        if (r == Recv::invalid || !supervisor_.on_message(w, m)) {
+            channel.stop_reading();
+            return;
         }
-        if (m.type == Msg::log && m.payload_len >= 1 && m.payload[0] >= 3 && m.payload[0] <= 7) {
-            const std::string_view text(
-                reinterpret_cast<const char*>(m.payload + 1), m.payload_len - 1);
-            log_line(static_cast<LogLevel>(m.payload[0]), sanitize_log_text(text, 900, false));
-        } else if (m.type == Msg::closed && m.payload_len == sizeof(std::uint32_t)) {
-            std::uint32_t n;
-            std::memcpy(&n, m.payload, sizeof n);
-            w.inflight -= std::min<std::size_t>(n, w.inflight);
-            flush_pending();
-        } else if (m.type == Msg::ready && !w.ready) {
-            w.ready = true;
-            check_generation_ready();
-        } else {
-            logf(LogLevel::warning, "worker %d: unexpected message ignored",
-                static_cast<int>(w.pid));
-        }
+    }
+}
+
+void Parent::on_signal(evutil_socket_t sig, short, void* arg)
+{
+    auto* self = static_cast<Parent*>(arg);
+    switch (sig) {
+    case SIGCHLD:
+        self->reap_children();
+        break;
+    case SIGHUP:
+        self->supervisor_.rollover();
+        break;
+    case SIGUSR2:
+        self->supervisor_.upgrade();
+        break;
+    default:
+        self->supervisor_.stop(self->supervisor_.stopping());
+        break; // a second SIGTERM/SIGINT: at once
+    }
+    self->sync();
+}
+
+void Parent::reap_children()
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (WorkerSlot* w = supervisor_.find(pid))
+            read_worker(*w); // its last log records may still sit in the channel
+        supervisor_.child_exited(pid, status);
     }
 }
 

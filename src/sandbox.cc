@@ -115,7 +115,7 @@ namespace {
         return true;
     }
 
-    bool verify_jailed(const JailConfig& config, std::string& error)
+    bool verify_jailed(const std::string& hosts_dir, const Identity& config, std::string& error)
     {
         const std::string who = "jail_worker";
         uid_t ruid, euid, suid;
@@ -142,7 +142,7 @@ namespace {
         // Otherwise every route lookup would fail with EACCES, far from the cause.
         if (access(".", X_OK) != 0)
             return fail(error,
-                who + ": the hosts directory " + config.hosts_dir + " is not searchable by uid "
+                who + ": the hosts directory " + hosts_dir + " is not searchable by uid "
                     + std::to_string(config.uid),
                 errno);
         return true;
@@ -160,7 +160,7 @@ extern "C" int __lsan_is_turned_off()
 }
 #endif
 
-bool jail_worker(const JailConfig& config, std::string& error)
+bool jail_worker(const std::string& hosts_dir, const Identity& config, std::string& error)
 {
     // uid 0 would pass every step and keep root; gid 0 would let setgid(0) succeed again.
     if (config.uid == 0 || config.gid == 0)
@@ -168,7 +168,7 @@ bool jail_worker(const JailConfig& config, std::string& error)
             "jail_worker: refusing to run workers as uid/gid 0; "
             "choose an unprivileged worker user (-u)");
     prepare_sanitizers();
-    const std::string& dir = config.hosts_dir;
+    const std::string& dir = hosts_dir;
     // chdir, then chroot("."): the path is resolved once, so a hosts symlink swapped during
     // a rollover cannot leave cwd and root in different trees, and cwd is never outside root.
     if (chdir(dir.c_str()) != 0)
@@ -191,7 +191,7 @@ bool jail_worker(const JailConfig& config, std::string& error)
         return fail(error, "jail_worker: cap_init", errno);
     if (!set_caps(none.get(), "jail_worker", error) || !clear_ambient("jail_worker", error))
         return false;
-    return verify_jailed(config, error);
+    return verify_jailed(hosts_dir, config, error);
 }
 
 bool set_no_new_privs(std::string& error)

@@ -8,23 +8,20 @@
 // none of them exits.
 #pragma once
 
+#include "identity.h"
+
 #include <sys/types.h>
 
 #include <string>
 
 namespace sniproxy {
 
-struct JailConfig {
-    std::string hosts_dir;
-    uid_t uid = 0; // must be set: jailing as root is refused
-    gid_t gid = 0;
-};
-
 // As root: chdir(hosts_dir), chroot("."), chdir("/"), groups = {gid}, setresgid,
 // setresuid, clear every capability set (effective, permitted, inheritable, ambient), then
 // verifies that setuid(0), setgid(0) and chroot("/") fail. Refuses uid 0 and gid 0.
 // Needs no /proc (none exists inside the chroot).
-bool jail_worker(const JailConfig& config, std::string& error);
+// `who.uid` and `who.gid` must be set: jailing as root is refused.
+bool jail_worker(const std::string& hosts_dir, const Identity& who, std::string& error);
 
 // prctl(PR_SET_NO_NEW_PRIVS), verified with PR_GET_NO_NEW_PRIVS.
 bool set_no_new_privs(std::string& error);

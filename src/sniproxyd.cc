@@ -175,7 +175,7 @@ int main(int argc, char* argv[])
     if (std::string err; !load_settings(o, &settings, &err))
         return fail(err);
 
-    WorkerIdentity identity;
+    Identity identity;
     if (geteuid() == 0) {
         const passwd* pw = getpwnam(o.user.c_str());
         if (!pw)

@@ -1,11 +1,14 @@
 // spawn.cc: fork + exec, keeping descriptor and environment handling out of the parent.
 #include "spawn.h"
 
+#include "log.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 
@@ -30,7 +33,7 @@ namespace {
     }
 } // namespace
 
-pid_t spawn(const SpawnRequest& r)
+bool spawn(const SpawnRequest& r, pid_t* child, std::string* err)
 {
     // Everything the child needs is allocated here, before fork.
     std::vector<char*> argv;
@@ -53,8 +56,14 @@ pid_t spawn(const SpawnRequest& r)
     envp.push_back(nullptr);
 
     const pid_t pid = fork();
-    if (pid != 0)
-        return pid;
+    if (pid < 0) {
+        *err = errno_message("fork for " + r.path, errno);
+        return false;
+    }
+    if (pid > 0) {
+        *child = pid;
+        return true;
+    }
     // Child. Move the inherited fds out of the way first, then into 3, 4, ...: a plain
     // dup2 loop could overwrite one that is still to be moved.
     int moved[64];

@@ -17,9 +17,9 @@ struct SpawnRequest {
     std::vector<std::string> extra_env; // "NAME=value" added to the environment
 };
 
-// Returns the child's pid, or -1 with errno set. The child only makes async-signal-safe calls
-// before exec; if exec fails it writes one line to stderr and exits 127.
-pid_t spawn(const SpawnRequest& request);
+// Fills *pid with the child's; false (with the reason) if fork failed. The child only makes
+// async-signal-safe calls before exec; if exec fails it writes one line to stderr and exits 127.
+bool spawn(const SpawnRequest& request, pid_t* pid, std::string* err);
 
 // The path of the running executable, for exec'ing "the same binary" later even after the
 // file was replaced (/proc/self/exe still names the running one).

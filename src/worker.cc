@@ -3,10 +3,10 @@
 // and "closed" counts go back over it. A worker never holds a listening socket.
 #include "worker.h"
 
-#include "channel.h"
 #include "connection.h"
 #include "event_ptr.h"
 #include "log.h"
+#include "protocol.h"
 #include "sandbox.h"
 
 #include <poll.h>
@@ -49,9 +49,10 @@ namespace {
         void schedule_flush();
         void flush_queue();
         void flush_at_exit();
-        void start_connections(Received& m);
-        void lost_connections(const Received& m, const char* why);
+        void start_connections(const ConnectionsMsg& m);
+        void lost_connections(const Received& m);
         void start_drain(std::uint32_t grace_s);
+        void violation(const std::string& why);
 
         const Options& options_;
         int channel_;
@@ -66,6 +67,7 @@ namespace {
         std::uint32_t closed_unreported_ = 0;
         std::size_t dropped_logs_ = 0;
         bool draining_ = false;
+        bool violated_ = false; // the parent broke the protocol: exit with status 1
     };
 
     constexpr std::size_t max_queued_logs = 4096;
@@ -80,7 +82,7 @@ namespace {
         flush_timer_.reset(evtimer_new(base_.get(), on_flush, this));
         grace_event_.reset(evtimer_new(base_.get(), on_grace, this));
         event_add(channel_event_.get(), nullptr);
-        if (send_message(channel_, Msg::ready) != 0)
+        if (send(channel_, encode(ReadyMsg {})) != 0)
             return 1;
         // Logged after the ready message, so that whoever reads "ready" in the log can rely
         // on the parent already counting this worker as ready.
@@ -91,7 +93,7 @@ namespace {
         connections_.clear();
         flush_at_exit();
         log_set_sink(nullptr);
-        return 0;
+        return violated_ ? 1 : 0;
     }
 
     void Worker::on_channel(evutil_socket_t, short, void* arg)
@@ -111,46 +113,56 @@ namespace {
                 event_base_loopbreak(base_.get());
                 return;
             case Recv::invalid:
-                lost_connections(m, "unexpected message on the parent channel");
-                continue;
+                // Descriptors cut because we are out of them is our limit, not the parent's
+                // fault: those connections are reported ended and we carry on.
+                if (m.type == Msg::connection && m.fds_truncated) {
+                    lost_connections(m);
+                    continue;
+                }
+                return violation("a message that does not fit");
             case Recv::message:
                 break;
             }
-            if (m.type == Msg::connection) {
-                start_connections(m);
-            } else if (m.type == Msg::drain && m.payload_len == sizeof(std::uint32_t)) {
-                std::uint32_t grace_s;
-                std::memcpy(&grace_s, m.payload, sizeof grace_s);
-                start_drain(grace_s);
-            } else {
-                logf(LogLevel::err, "worker: unknown message %u from the parent, ignored",
-                    static_cast<unsigned>(m.type));
-            }
+            FromParent msg;
+            std::string err;
+            if (!decode_from_parent(m, &msg, &err))
+                return violation(err);
+            if (draining_) // after drain the parent sends nothing
+                return violation("a message after drain");
+            if (const auto* c = std::get_if<ConnectionsMsg>(&msg))
+                start_connections(*c);
+            else
+                start_drain(std::get<DrainMsg>(msg).grace_s);
         }
     }
 
-    // A connection message we cannot use (descriptors truncated because we ran out, or a
-    // payload that does not match them): whatever descriptors came close with `m`, and the
-    // parent, which counted every connection it announced, hears that they ended.
-    void Worker::lost_connections(const Received& m, const char* why)
+    // Like OpenSSH's monitor, the other side of a broken protocol is not argued with.
+    void Worker::violation(const std::string& why)
+    {
+        logf(LogLevel::err, "worker: protocol violation by the parent: %s; exiting", why.c_str());
+        violated_ = true;
+        event_base_loopbreak(base_.get());
+    }
+
+    // A connection message whose descriptors were cut (we ran out): whatever descriptors came
+    // close with `m`, and the parent, which counted every connection it announced, hears that
+    // they ended.
+    void Worker::lost_connections(const Received& m)
     {
         const std::size_t n = connections_in(m);
-        logf(LogLevel::err, "worker: %s, ignored%s", why,
-            n > 0 ? (", " + std::to_string(n) + " connection(s) closed").c_str() : "");
-        if (n == 0)
-            return;
+        logf(LogLevel::err,
+            "worker: descriptors of a connection message lost (out of them?), "
+            "%zu connection(s) closed",
+            n);
         closed_unreported_ += static_cast<std::uint32_t>(n);
         schedule_flush();
     }
 
-    void Worker::start_connections(Received& m)
+    void Worker::start_connections(const ConnectionsMsg& m)
     {
-        ConnectionInfo infos[max_handover];
-        if (!parse_connections(m, infos))
-            return lost_connections(m, "malformed connection message");
-        for (std::size_t i = 0; i < m.nfds; i++) {
+        for (std::size_t i = 0; i < m.count; i++) {
             auto c = std::make_unique<Connection>(
-                base_.get(), settings_, std::move(m.fds[i]), infos[i], on_connection_done, this);
+                base_.get(), settings_, std::move(m.fds[i]), m.infos[i], on_connection_done, this);
             Connection* raw = c.get();
             connections_.emplace(raw, std::move(c));
             raw->start();
@@ -191,13 +203,11 @@ namespace {
     // Records are queued and leave in batches (schedule_flush, flush_queue).
     void Worker::send_log(LogLevel level, std::string_view text)
     {
-        std::string record(1, static_cast<char>(level));
-        record.append(text.substr(0, max_message - 2));
         if (queue_.size() >= max_queued_logs) {
             dropped_logs_++;
             return;
         }
-        queue_.push_back(std::move(record));
+        queue_.push_back(encode(LogMsg { level, text }).payload);
         schedule_flush();
     }
 
@@ -231,11 +241,10 @@ namespace {
             for (; n < queue_.size() && n + 1 < max_batch; n++)
                 batch[n] = { Msg::log,
                     { reinterpret_cast<const std::uint8_t*>(queue_[n].data()), queue_[n].size() } };
-            std::uint8_t closed[sizeof closed_unreported_];
-            std::memcpy(closed, &closed_unreported_, sizeof closed);
+            const Encoded closed = encode(ClosedMsg { closed_unreported_ });
             const bool with_closed = n == queue_.size() && closed_unreported_ > 0;
             if (with_closed)
-                batch[n++] = { Msg::closed, closed };
+                batch[n++] = { closed.type, closed.bytes() };
             const int sent = send_messages(channel_, { batch, n });
             if (sent <= 0)
                 break; // full (or the parent is gone: the channel's read side will tell)
@@ -271,13 +280,12 @@ namespace {
     {
         std::string error;
         if (o.worker.jail) {
-            if (!jail_worker({ o.hosts_dir, o.worker.uid, o.worker.gid }, error))
+            if (!jail_worker(o.hosts_dir, o.worker, error))
                 return logf(LogLevel::err, "worker: %s", error.c_str()), false;
             prctl(PR_SET_PDEATHSIG, SIGKILL); // set after setuid, which clears it
         } else if (chdir(o.hosts_dir.c_str()) != 0) {
-            return logf(LogLevel::err, "worker: hosts directory %s: %s", o.hosts_dir.c_str(),
-                       std::strerror(errno)),
-                   false;
+            logf_errno(LogLevel::err, "worker: hosts directory %s", o.hosts_dir.c_str());
+            return false;
         }
         if (!set_no_new_privs(error) || !load_worker_seccomp(error))
             return logf(LogLevel::err, "worker: %s", error.c_str()), false;
@@ -294,10 +302,7 @@ int worker_main(const Options& o)
     const int channel = o.worker.channel_fd;
     // Until the loop runs, records go straight to the channel (blocking is fine here).
     log_set_sink([channel](LogLevel l, std::string_view t) {
-        std::string r(1, static_cast<char>(l));
-        r.append(t.substr(0, max_message - 2));
-        send_message(
-            channel, Msg::log, { reinterpret_cast<const std::uint8_t*>(r.data()), r.size() });
+        send(channel, encode(LogMsg { l, t }));
     });
     // Everything that needs the outside world is opened before the jail.
     event_config* cfg = event_config_new();

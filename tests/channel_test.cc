@@ -2,6 +2,8 @@
 // misbehaving peer could send.
 #include "catch.h"
 #include "channel.h"
+#include "channel_peer.h"
+#include "protocol.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 #include <vector>
 
 using namespace sniproxy;
+using namespace sniproxy::test;
 
 namespace {
 struct Pair {
@@ -124,11 +127,12 @@ TEST_CASE("connection payloads must describe exactly the descriptors that came")
     REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, junk, { two, 1 }) == 0);
     REQUIRE(receive_message(p.b.get(), m) == Recv::message);
     CHECK_FALSE(parse_connections(m, infos));
-    // A connection message without any descriptor is invalid outright; it still says how
+    // A connection message without any descriptor is refused outright; it still says how
     // many connections the sender counted, so the worker can report them ended.
     std::uint8_t three_records[3 * 36] = {};
     REQUIRE(send_message(p.a.get(), Msg::connection, three_records) == 0);
-    CHECK(receive_message(p.b.get(), m) == Recv::invalid);
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    CHECK_FALSE(parse_connections(m, infos));
     CHECK(connections_in(m) == 3);
     // Not a connection message.
     Received log;
@@ -188,21 +192,33 @@ TEST_CASE("a descriptor where none belongs is closed, and a missing one is refus
     Pair p;
     // A "log" message carrying an fd: invalid, and the fd must not leak.
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    REQUIRE(send_message_with_fds(p.a.get(), Msg::log, {}, { &devnull, 1 }) == 0);
+    const std::uint8_t hi[] = { 6, 'h', 'i' };
+    REQUIRE(send_message_with_fds(p.a.get(), Msg::log, hi, { &devnull, 1 }) == 0);
     close(devnull);
 
     const int next_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
     close(next_free);
-    Received m;
-    CHECK(receive_message(p.b.get(), m) == Recv::invalid);
-    // The received descriptor was closed: the lowest free number is the same as before.
+    {
+        Received m;
+        CHECK(receive_message(p.b.get(), m) == Recv::message);
+        FromWorker msg;
+        std::string err;
+        CHECK_FALSE(decode_from_worker(m, &msg, &err));
+        CHECK(err.find("descriptor") != std::string::npos);
+    }
+    // The received descriptor was closed with the refused message: the lowest free number
+    // is the same as before.
     const int again = open("/dev/null", O_RDONLY | O_CLOEXEC);
     CHECK(again == next_free);
     close(again);
 
     // A connection message without a descriptor.
+    Received m;
     REQUIRE(send_message(p.a.get(), Msg::connection, {}) == 0);
-    CHECK(receive_message(p.b.get(), m) == Recv::invalid);
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    FromParent msg;
+    std::string err;
+    CHECK_FALSE(decode_from_parent(m, &msg, &err));
 }
 
 TEST_CASE("oversized messages are refused on both ends")

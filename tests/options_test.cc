@@ -80,7 +80,7 @@ TEST_CASE("worker arguments round-trip through the parser")
 {
     Options o;
     REQUIRE(parse({ "-H", "/srv/h", "-T", "7", "-v", "-a" }, o).empty());
-    const auto args = worker_arguments(o, { 3, 5, 1000, 1001, true });
+    const auto args = worker_arguments(o, { { 1000, 1001, true }, 3, 5 });
     std::vector<std::string> tail(args.begin() + 1, args.end());
     Options w;
     REQUIRE(parse(tail, w).empty());

@@ -5,6 +5,7 @@
 #include "catch.h"
 
 #include "channel.h"
+#include "channel_peer.h"
 #include "fd.h"
 #include "sandbox.h"
 
@@ -39,6 +40,7 @@
 #include <vector>
 
 using namespace sniproxy;
+using sniproxy::test::send_connection;
 
 namespace {
 
@@ -565,7 +567,7 @@ TEST_CASE("jail_worker confines a worker: chroot, nobody, no capabilities", "[sa
 
     HeldChild child([&](int out) {
         std::string error;
-        if (!sniproxy::jail_worker({ dir.path, uid, gid }, error))
+        if (!sniproxy::jail_worker(dir.path, { uid, gid, true }, error))
             child_fail(out, error);
         // Root's powers are gone (checked before seccomp, which forbids setuid outright).
         child_check(out, setuid(0) == -1 && errno == EPERM, "setuid(0) fails with EPERM");
@@ -615,7 +617,11 @@ TEST_CASE("jail_worker reports the step that failed", "[sandbox]")
 
     // Runs jail_worker in a child (a success would jail the test process) and returns its
     // error line, or "succeeded".
-    auto jail_error = [](const sniproxy::JailConfig& config, bool as_nobody) {
+    struct Jail {
+        std::string dir;
+        uid_t uid, gid;
+    };
+    auto jail_error = [](const Jail& config, bool as_nobody) {
         Pipe report;
         run_child([&] {
             const passwd* user = getpwnam("nobody");
@@ -625,7 +631,9 @@ TEST_CASE("jail_worker reports the step that failed", "[sandbox]")
                 return 1;
             std::string message;
             write_all(report.write_end.get(),
-                sniproxy::jail_worker(config, message) ? "succeeded" : message);
+                sniproxy::jail_worker(config.dir, { config.uid, config.gid, true }, message)
+                    ? "succeeded"
+                    : message);
             return 0;
         });
         report.write_end.reset();
@@ -693,7 +701,7 @@ TEST_CASE("parent_drop_capabilities keeps exactly four capabilities", "[sandbox]
         write_all(out, kept + separator + read_file("/proc/self/status") + separator);
         const int jailed = fork_and_wait([&] {
             std::string message;
-            return sniproxy::jail_worker({ dir.path, uid, gid }, message) ? 0 : 1;
+            return sniproxy::jail_worker(dir.path, { uid, gid, true }, message) ? 0 : 1;
         });
         write_all(out,
             std::string(WIFEXITED(jailed) && WEXITSTATUS(jailed) == 0 ? "jail ok" : "jail failed")

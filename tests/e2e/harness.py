@@ -596,7 +596,8 @@ class Daemon:
         """Log lines that mean something went wrong inside the daemon (except those a test
         provoked on purpose and listed in self.expected_problems, a list of regexes)."""
         bad = re.compile(r"killed by signal|exited with status [1-9]|died|connections lost|"
-                         r"malformed message|unexpected message|still running after the grace")
+                         r"malformed message|unexpected message|protocol violation|"
+                         r"still running after the grace")
         return [l for l in self.lines() if bad.search(l)
                 and not any(re.search(e, l) for e in self.expected_problems)]
 

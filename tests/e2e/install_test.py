@@ -40,7 +40,7 @@ EXPECTED = {
                    "contrib/init.d/sniproxyd", "contrib/rc.d/sniproxyd",
                    "contrib/s6/sniproxyd/run", "contrib/inetd.conf",
                    "contrib/hosts.example/README", "contrib/make-demo-hosts.sh"],
-    "docdir": ["README.md", "COPYING", "DEPLOYMENT.md"],
+    "docdir": ["README.md", "COPYING", "DEPLOYMENT.md", "ARCHITECTURE.md"],
 }
 
 

@@ -1,0 +1,346 @@
+// supervisor.cc: generations, drain, back-off, respawn, stop and upgrade, and the parent's
+// side of the protocol. Worker records are untrusted: every message is decoded and checked
+// against what this worker may say now.
+#include "supervisor.h"
+
+#include "log.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstring>
+#include <variant>
+
+namespace sniproxy {
+
+namespace {
+    constexpr std::int64_t crash_window_ns = 2'000'000'000; // died this young: a crash loop
+    constexpr std::int64_t max_respawn_delay_ms = 30'000;
+    // A draining worker enforces the grace itself; the parent steps in this much later.
+    constexpr std::int64_t backstop_margin_s = 2;
+} // namespace
+
+std::string describe_status(int status)
+{
+    if (WIFEXITED(status))
+        return "exited with status " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) {
+        const int sig = WTERMSIG(status);
+        std::string s = "killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
+        if (sig == SIGSYS)
+            s += ": a system call outside the seccomp allowlist; rebuild with "
+                 "--enable-seccomp-debug to see which";
+        return s;
+    }
+    return "ended (status " + std::to_string(status) + ")";
+}
+
+Supervisor::Supervisor(
+    WorkerList& workers, Dispatcher& dispatcher, Spawner& spawner, Clock& clock, Settings settings)
+    : workers_(workers)
+    , dispatcher_(dispatcher)
+    , spawner_(spawner)
+    , clock_(clock)
+    , settings_(settings)
+{
+}
+
+bool Supervisor::start(std::string* err)
+{
+    generation_ = 1;
+    for (int i = 0; i < settings_.worker_count; i++) {
+        if (!spawn_worker()) {
+            *err = "cannot start the workers";
+            return false;
+        }
+    }
+    return true;
+}
+
+bool Supervisor::spawn_worker()
+{
+    auto w = std::make_unique<WorkerSlot>();
+    std::string err;
+    if (!spawner_.spawn_worker(generation_, w.get(), &err)) {
+        logf(LogLevel::err, "%s", err.c_str());
+        return false;
+    }
+    w->generation = generation_;
+    w->started_ns = clock_.now_ns();
+    logf(LogLevel::debug, "worker %d started (generation %u)", static_cast<int>(w->pid),
+        generation_);
+    workers_.push_back(std::move(w));
+    return true;
+}
+
+WorkerSlot* Supervisor::find(pid_t pid) const
+{
+    for (const auto& w : workers_)
+        if (w->pid == pid)
+            return w.get();
+    return nullptr;
+}
+
+bool Supervisor::on_message(WorkerSlot& w, Received& m)
+{
+    if (w.violated)
+        return false;
+    FromWorker msg;
+    std::string err;
+    if (!decode_from_worker(m, &msg, &err)) {
+        violation(w, err);
+        return false;
+    }
+    if (const auto* log = std::get_if<LogMsg>(&msg)) {
+        log_line(log->level, sanitize_log_text(log->text, 900, false));
+    } else if (const auto* closed = std::get_if<ClosedMsg>(&msg)) {
+        if (!dispatcher_.on_closed(w, closed->count, &err)) {
+            violation(w, err);
+            return false;
+        }
+    } else if (w.ready) {
+        violation(w, "ready twice");
+        return false;
+    } else {
+        w.ready = true;
+        check_generation_ready();
+    }
+    return true;
+}
+
+// OpenSSH's monitor answers an unpermitted request with fatal(); we replace the worker: it gets
+// no more connections, is killed, and is respawned as any worker that died.
+void Supervisor::violation(WorkerSlot& w, const std::string& why)
+{
+    logf(LogLevel::err, "worker %d: protocol violation: %s; replacing it", static_cast<int>(w.pid),
+        why.c_str());
+    w.ready = false;
+    w.violated = true;
+    spawner_.kill(w.pid, SIGKILL);
+    dispatcher_.flush_pending();
+}
+
+// When every worker of the newest generation is ready, older generations drain.
+void Supervisor::check_generation_ready()
+{
+    int ready = 0;
+    for (auto& w : workers_)
+        ready += w->generation == generation_ && w->ready && !w->draining;
+    if (ready < settings_.worker_count) {
+        dispatcher_.flush_pending();
+        return;
+    }
+    // The crash loop logged loudly; so does its end. The delay itself is only reset when a
+    // worker outlives the crash window (worker_exited): a worker that dies soon after saying
+    // ready is still part of the loop and must keep doubling the delay.
+    if (respawn_delay_ms_ > 0 && !recovery_logged_) {
+        logf(LogLevel::notice, "generation %u: all %d worker(s) ready again", generation_,
+            settings_.worker_count);
+        recovery_logged_ = true;
+    }
+    if (settings_.upgrade_from > 0) {
+        // We are the new binary and can serve: the old parent may stop accepting and drain.
+        logf(LogLevel::notice, "upgrade: serving; asking the old parent %d to drain and exit",
+            static_cast<int>(settings_.upgrade_from));
+        spawner_.kill(settings_.upgrade_from, SIGTERM);
+        settings_.upgrade_from = 0;
+    }
+    std::string old;
+    for (auto& w : workers_) {
+        if (w->generation == generation_ || w->draining)
+            continue;
+        drain(*w);
+        old += " " + std::to_string(w->pid);
+    }
+    if (!old.empty())
+        logf(LogLevel::notice, "generation %u serving; draining old workers:%s", generation_,
+            old.c_str());
+    dispatcher_.flush_pending();
+}
+
+// Tells a worker to take no more connections, finish its open ones within the grace and exit;
+// it is killed if still alive a little after that (each worker has its own deadline, so
+// SIGHUPs in quick succession postpone nobody's).
+void Supervisor::drain(WorkerSlot& w)
+{
+    w.draining = true;
+    w.drain_owed = true;
+    send_drain(w);
+    w.drain_deadline_ns = clock_.now_ns()
+        + (std::int64_t { settings_.grace_s } + backstop_margin_s) * 1'000'000'000;
+}
+
+// A full channel (a busy worker) must not lose the drain message: it is sent again when the
+// channel has room (on_room).
+void Supervisor::send_drain(WorkerSlot& w)
+{
+    const int err
+        = w.channel->send(encode(DrainMsg { static_cast<std::uint32_t>(settings_.grace_s) }));
+    if (err == EAGAIN) {
+        w.waiting_for_room = true;
+        w.channel->wait_for_room();
+        return;
+    }
+    w.drain_owed = false; // sent, or the worker is gone (SIGCHLD follows; the backstop stays)
+}
+
+void Supervisor::on_room(WorkerSlot& w)
+{
+    if (w.drain_owed)
+        send_drain(w);
+}
+
+std::int64_t Supervisor::next_backstop_ns() const
+{
+    std::int64_t earliest = 0;
+    for (auto& w : workers_)
+        if (w->draining && w->drain_deadline_ns > 0
+            && (earliest == 0 || w->drain_deadline_ns < earliest))
+            earliest = w->drain_deadline_ns;
+    return earliest;
+}
+
+void Supervisor::rollover()
+{
+    if (stopping_)
+        return;
+    // A generation that never became ready is replaced too: its workers that are not ready
+    // hold no connections and are killed; the ready ones drain while an older generation
+    // still serves. So rapid SIGHUPs leave at most the serving and the newest generation.
+    int ready = 0;
+    bool older_serving = false;
+    for (auto& w : workers_) {
+        ready += w->generation == generation_ && w->ready && !w->draining;
+        older_serving |= w->generation != generation_ && w->ready && !w->draining;
+    }
+    const bool superseded = ready < settings_.worker_count && older_serving;
+    for (auto& w : workers_) {
+        if (w->generation != generation_ || w->draining)
+            continue;
+        if (!w->ready) {
+            w->draining = w->superseded = true;
+            spawner_.kill(w->pid, SIGKILL);
+        } else if (superseded) {
+            drain(*w);
+        }
+    }
+    generation_++;
+    // A new generation starts with a clean slate: no pending respawn, no back-off.
+    respawn_at_ns_ = 0;
+    respawn_needed_ = 0;
+    respawn_delay_ms_ = 0;
+    logf(LogLevel::notice, "SIGHUP: starting generation %u (%d workers)", generation_,
+        settings_.worker_count);
+    for (int i = 0; i < settings_.worker_count; i++)
+        spawn_worker();
+}
+
+void Supervisor::stop(bool immediately)
+{
+    if (!stopping_) {
+        dispatcher_.flush_pending(); // connections already accepted still get served
+        stopping_ = true;
+        dispatcher_.stop(); // new clients are refused from now on
+        logf(LogLevel::notice, "stopping: draining %zu worker(s), grace %d s", workers_.size(),
+            settings_.grace_s);
+    }
+    for (auto& w : workers_) {
+        if (immediately)
+            spawner_.kill(w->pid, SIGKILL);
+        else if (!w->draining)
+            drain(*w);
+    }
+    if (workers_.empty() || immediately)
+        finished_ = true;
+}
+
+// The new binary takes the listening sockets; when its workers are ready it sends us SIGTERM
+// and we drain as on any stop. Both accept from the same sockets meanwhile.
+void Supervisor::upgrade()
+{
+    if (stopping_ || upgrade_child_ > 0) {
+        logf(LogLevel::warning, "SIGUSR2 ignored: %s",
+            stopping_ ? "stopping" : "an upgrade is under way");
+        return;
+    }
+    std::string err;
+    if (!spawner_.spawn_upgrade(&upgrade_child_, &err)) {
+        upgrade_child_ = -1;
+        logf(LogLevel::err, "SIGUSR2: %s", err.c_str());
+    }
+}
+
+void Supervisor::tick()
+{
+    const std::int64_t now = clock_.now_ns();
+    // Draining workers that outlive the grace (plus a margin for their own grace handling).
+    for (auto& w : workers_) {
+        if (w->draining && w->drain_deadline_ns > 0 && w->drain_deadline_ns <= now) {
+            logf(LogLevel::warning, "worker %d still running after the grace: killing it",
+                static_cast<int>(w->pid));
+            spawner_.kill(w->pid, SIGKILL);
+            w->drain_deadline_ns = 0; // killed once; reaped soon
+        }
+    }
+    if (respawn_at_ns_ > 0 && respawn_at_ns_ <= now) {
+        respawn_at_ns_ = 0;
+        for (; respawn_needed_ > 0 && !stopping_; respawn_needed_--)
+            spawn_worker();
+        respawn_needed_ = 0;
+    }
+}
+
+void Supervisor::child_exited(pid_t pid, int status)
+{
+    if (pid == upgrade_child_) {
+        logf(LogLevel::err, "upgrade failed: the new binary (pid %d) %s; still serving",
+            static_cast<int>(pid), describe_status(status).c_str());
+        upgrade_child_ = -1;
+        return;
+    }
+    auto it
+        = std::find_if(workers_.begin(), workers_.end(), [pid](auto& w) { return w->pid == pid; });
+    if (it == workers_.end())
+        return;
+    std::unique_ptr<WorkerSlot> w = std::move(*it);
+    workers_.erase(it);
+    worker_exited(*w, status);
+}
+
+void Supervisor::worker_exited(const WorkerSlot& w, int status)
+{
+    const bool expected = w.draining || stopping_;
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    const bool killed_by_us = w.superseded && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    const LogLevel level = expected && (clean || killed_by_us) ? LogLevel::debug : LogLevel::err;
+    logf(level, "worker %d (generation %u) %s%s", static_cast<int>(w.pid), w.generation,
+        describe_status(status).c_str(),
+        w.inflight && !expected
+            ? (", " + std::to_string(w.inflight) + " of its connections lost").c_str()
+            : "");
+    if (stopping_) {
+        if (workers_.empty())
+            finished_ = true;
+        return;
+    }
+    if (expected || w.generation != generation_) {
+        dispatcher_.flush_pending();
+        return;
+    }
+    // Replace it, backing off when workers die young again and again.
+    const bool young = clock_.now_ns() - w.started_ns < crash_window_ns;
+    respawn_delay_ms_
+        = young ? std::clamp<std::int64_t>(respawn_delay_ms_ * 2, 100, max_respawn_delay_ms) : 0;
+    recovery_logged_ = !young;
+    if (young)
+        logf(LogLevel::err,
+            "worker %d died within 2 s of starting: next start in %lld ms, doubling "
+            "while workers keep dying young (see the log above)",
+            static_cast<int>(w.pid), static_cast<long long>(respawn_delay_ms_));
+    respawn_needed_++;
+    if (respawn_at_ns_ == 0)
+        respawn_at_ns_ = clock_.now_ns() + respawn_delay_ms_ * 1'000'000;
+}
+
+} // namespace sniproxy

@@ -1,0 +1,76 @@
+// supervisor.h: the life of the workers: generations and rollover (SIGHUP), drain with a
+// backstop deadline, respawn with back-off, stop (SIGTERM/SIGINT), binary upgrade (SIGUSR2),
+// and the parent's side of the protocol (a worker that breaks it is replaced). Plain state
+// and decisions; parent.cc calls these from libevent callbacks and arms its timers from
+// next_respawn_ns() and next_backstop_ns().
+#pragma once
+
+#include "dispatcher.h"
+#include "workers.h"
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace sniproxy {
+
+class Supervisor {
+public:
+    struct Settings {
+        int worker_count = 1;
+        int grace_s = 10;
+        pid_t upgrade_from = 0; // we are the new binary of an upgrade: the old parent's pid
+    };
+    Supervisor(WorkerList& workers, Dispatcher& dispatcher, Spawner& spawner, Clock& clock,
+        Settings settings);
+
+    bool start(std::string* err); // generation 1
+    // One message from worker `w`. False when it broke the protocol: it is being replaced and
+    // nothing more should be read from it.
+    bool on_message(WorkerSlot& w, Received& m);
+    // Replaces a worker that broke the protocol (logged at err, killed, respawned as if died).
+    void violation(WorkerSlot& w, const std::string& why);
+    void on_room(WorkerSlot& w); // its channel has room: a drain message that waited leaves
+    void rollover(); // SIGHUP
+    void stop(bool immediately); // SIGTERM, SIGINT; a second one: immediately
+    void upgrade(); // SIGUSR2
+    // A child was reaped (a worker, the upgrade's new binary, or someone else's).
+    void child_exited(pid_t pid, int status);
+    // The time is `clock.now_ns()`: respawns that are due start, hung drainers are killed.
+    void tick();
+
+    WorkerSlot* find(pid_t pid) const;
+    std::int64_t next_respawn_ns() const { return respawn_at_ns_; }
+    std::int64_t next_backstop_ns() const;
+    std::int64_t respawn_delay_ms() const { return respawn_delay_ms_; }
+    unsigned generation() const { return generation_; }
+    bool stopping() const { return stopping_; }
+    bool finished() const { return finished_; } // stopped and every worker gone (or killed)
+
+private:
+    bool spawn_worker();
+    void check_generation_ready();
+    void drain(WorkerSlot& w);
+    void send_drain(WorkerSlot& w);
+    void worker_exited(const WorkerSlot& w, int status);
+
+    WorkerList& workers_;
+    Dispatcher& dispatcher_;
+    Spawner& spawner_;
+    Clock& clock_;
+    Settings settings_;
+    unsigned generation_ = 0;
+    pid_t upgrade_child_ = -1; // the new binary started by SIGUSR2, until it takes over
+    int respawn_needed_ = 0;
+    std::int64_t respawn_at_ns_ = 0;
+    std::int64_t respawn_delay_ms_ = 0;
+    bool recovery_logged_ = false; // the end of the current crash loop was logged
+    bool stopping_ = false;
+    bool finished_ = false;
+};
+
+// "exited with status 1", "killed by signal 9 (Killed)", ...
+std::string describe_status(int status);
+
+} // namespace sniproxy

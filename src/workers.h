@@ -1,0 +1,68 @@
+// workers.h: what the parent knows of each worker, and the seams through which the dispatcher
+// and the supervisor reach the outside world (a worker's channel, process creation, the
+// clock). parent.cc implements them with libevent and fork/exec; the unit tests with fakes.
+#pragma once
+
+#include "channel.h"
+#include "protocol.h"
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace sniproxy {
+
+// The parent's end of one worker's channel. Sends return 0 or an errno value (EAGAIN: full).
+class WorkerChannel {
+public:
+    virtual ~WorkerChannel() = default;
+    virtual int send_connections(std::span<const int> fds, std::span<const ConnectionInfo> infos)
+        = 0;
+    virtual int send(const Encoded& message) = 0;
+    // Asks to be told (Parent -> Dispatcher::on_room) when the channel has room again.
+    virtual void wait_for_room() = 0;
+};
+
+struct WorkerSlot {
+    pid_t pid = -1;
+    std::unique_ptr<WorkerChannel> channel;
+    unsigned generation = 0;
+    std::size_t inflight = 0; // handed over and not yet reported closed
+    bool ready = false;
+    bool draining = false;
+    bool drain_owed = false; // the drain message waits for room in the channel
+    bool superseded = false; // killed by a rollover before it was ready
+    bool waiting_for_room = false; // a send found the channel full; skipped until it has room
+    bool violated = false; // broke the protocol: being replaced, nothing more is read from it
+    std::int64_t started_ns = 0;
+    std::int64_t drain_deadline_ns = 0; // when draining: killed if still alive then
+};
+using WorkerList = std::vector<std::unique_ptr<WorkerSlot>>;
+
+class Spawner {
+public:
+    virtual ~Spawner() = default;
+    // Starts a worker of `generation`; fills out->pid and out->channel.
+    virtual bool spawn_worker(unsigned generation, WorkerSlot* out, std::string* err) = 0;
+    // SIGUSR2: starts the binary at its start-up path with our listening sockets.
+    virtual bool spawn_upgrade(pid_t* pid, std::string* err) = 0;
+    virtual void kill(pid_t pid, int sig) = 0;
+};
+
+class Clock {
+public:
+    virtual ~Clock() = default;
+    virtual std::int64_t now_ns() = 0;
+};
+
+class MonotonicClock final : public Clock {
+public:
+    std::int64_t now_ns() override { return monotonic_ns(); }
+};
+
+} // namespace sniproxy

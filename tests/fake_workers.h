@@ -1,0 +1,121 @@
+// fake_workers.h: the Dispatcher's and Supervisor's world in memory (Ninja's FakeCommandRunner
+// is the model): channels that record what was sent and fail on demand, a spawner that hands
+// out pids and records kills, a clock the test moves.
+#pragma once
+
+#include "dispatcher.h"
+#include "log.h"
+#include "supervisor.h"
+#include "workers.h"
+
+#include <fcntl.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sniproxy::test {
+
+struct FakeClock final : Clock {
+    std::int64_t now = 1'000'000'000'000; // never 0: 0 means "no deadline"
+    std::int64_t now_ns() override { return now; }
+    void advance_ms(std::int64_t ms) { now += ms * 1'000'000; }
+};
+
+struct FakeChannel final : WorkerChannel {
+    std::vector<std::size_t> batches; // connections per message sent
+    std::vector<Msg> sent; // other messages, by type
+    int fail_with = 0; // errno for the next sends (0: they succeed)
+    int waits = 0; // wait_for_room calls
+    int send_connections(std::span<const int> fds, std::span<const ConnectionInfo>) override
+    {
+        if (fail_with)
+            return fail_with;
+        batches.push_back(fds.size());
+        return 0;
+    }
+    int send(const Encoded& m) override
+    {
+        if (fail_with)
+            return fail_with;
+        sent.push_back(m.type);
+        return 0;
+    }
+    void wait_for_room() override { waits++; }
+    std::size_t connections() const
+    {
+        std::size_t n = 0;
+        for (std::size_t b : batches)
+            n += b;
+        return n;
+    }
+};
+
+struct FakeSpawner final : Spawner {
+    pid_t next_pid = 100;
+    std::vector<std::pair<pid_t, unsigned>> spawned; // pid, generation
+    std::vector<std::pair<pid_t, int>> kills;
+    bool fail = false;
+    bool spawn_worker(unsigned generation, WorkerSlot* out, std::string* err) override
+    {
+        if (fail) {
+            *err = "fork for a worker: no";
+            return false;
+        }
+        out->pid = next_pid++;
+        out->channel = std::make_unique<FakeChannel>();
+        spawned.emplace_back(out->pid, generation);
+        return true;
+    }
+    bool spawn_upgrade(pid_t* pid, std::string*) override
+    {
+        *pid = next_pid++;
+        return true;
+    }
+    void kill(pid_t pid, int sig) override { kills.emplace_back(pid, sig); }
+    bool killed(pid_t pid, int sig = SIGKILL) const
+    {
+        for (auto& k : kills)
+            if (k == std::pair { pid, sig })
+                return true;
+        return false;
+    }
+};
+
+inline FakeChannel& channel_of(const WorkerSlot& w)
+{
+    return static_cast<FakeChannel&>(*w.channel);
+}
+
+// Client sockets stand-ins: real descriptors, so that closing them is observable.
+inline std::vector<Pending> connections(std::size_t n)
+{
+    std::vector<Pending> v(n);
+    for (auto& p : v)
+        p.fd.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    return v;
+}
+
+// Captures log lines while alive.
+struct LogCapture {
+    std::vector<std::pair<LogLevel, std::string>> lines;
+    LogCapture()
+    {
+        log_set_verbosity(1);
+        log_set_sink(
+            [this](LogLevel l, std::string_view t) { lines.emplace_back(l, std::string(t)); });
+    }
+    ~LogCapture() { log_set_sink(nullptr); }
+    bool has(LogLevel level, const std::string& part) const
+    {
+        for (auto& [l, t] : lines)
+            if (l == level && t.find(part) != std::string::npos)
+                return true;
+        return false;
+    }
+};
+
+} // namespace sniproxy::test

@@ -1,0 +1,124 @@
+// protocol_test.cc: every message's encoder against its decoder, and what each decoder refuses
+// (sizes, values, descriptors, the wrong direction), with bytes only.
+#include "catch.h"
+#include "protocol.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <variant>
+
+using namespace sniproxy;
+
+namespace {
+Received as_received(const Encoded& e, std::size_t nfds = 0)
+{
+    Received m;
+    m.type = e.type;
+    std::memcpy(m.payload, e.payload.data(), e.payload.size());
+    m.payload_len = e.payload.size();
+    for (std::size_t i = 0; i < nfds; i++)
+        m.fds[i].reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    m.nfds = nfds;
+    return m;
+}
+
+template <typename T> bool worker_says(const Received& m, T* out = nullptr)
+{
+    FromWorker msg;
+    std::string err;
+    if (!decode_from_worker(m, &msg, &err) || !std::holds_alternative<T>(msg))
+        return false;
+    if (out)
+        *out = std::get<T>(msg);
+    return true;
+}
+
+bool parent_refuses(Received m)
+{
+    FromParent msg;
+    std::string err;
+    const bool ok = decode_from_parent(m, &msg, &err);
+    return !ok && !err.empty();
+}
+} // namespace
+
+TEST_CASE("worker messages decode to what was encoded")
+{
+    CHECK(worker_says<ReadyMsg>(as_received(encode(ReadyMsg {}))));
+    ClosedMsg closed;
+    REQUIRE(worker_says(as_received(encode(ClosedMsg { 70000 })), &closed));
+    CHECK(closed.count == 70000);
+    LogMsg log;
+    Received m = as_received(encode(LogMsg { LogLevel::notice, "text" }));
+    REQUIRE(worker_says(m, &log));
+    CHECK(log.level == LogLevel::notice);
+    CHECK(log.text == "text");
+    // A log text longer than a message holds is cut, not refused.
+    const std::string big(5000, 'x');
+    CHECK(encode(LogMsg { LogLevel::info, big }).payload.size() == max_message - 1);
+}
+
+TEST_CASE("parent messages decode to what was encoded")
+{
+    Received d = as_received(encode(DrainMsg { 17 }));
+    FromParent msg;
+    std::string err;
+    REQUIRE(decode_from_parent(d, &msg, &err));
+    CHECK(std::get<DrainMsg>(msg).grace_s == 17);
+
+    ConnectionInfo infos[2];
+    infos[0].accepted_ns = 5;
+    reinterpret_cast<sockaddr_in*>(&infos[1].peer)->sin_family = AF_INET;
+    reinterpret_cast<sockaddr_in*>(&infos[1].peer)->sin_port = htons(9);
+    Encoded e;
+    REQUIRE(encode_connections(infos, &e, &err));
+    Received c = as_received(e, 2);
+    REQUIRE(decode_from_parent(c, &msg, &err));
+    const auto& got = std::get<ConnectionsMsg>(msg);
+    CHECK(got.count == 2);
+    CHECK(got.infos[0].accepted_ns == 5);
+    CHECK(ntohs(reinterpret_cast<const sockaddr_in*>(&got.infos[1].peer)->sin_port) == 9);
+    CHECK(got.fds == c.fds);
+    CHECK_FALSE(encode_connections({}, &e, &err));
+}
+
+TEST_CASE("a worker's message is refused for a wrong size, value, descriptor or direction")
+{
+    Received m = as_received(encode(ClosedMsg { 1 }));
+    m.payload_len = 3;
+    CHECK_FALSE(worker_says<ClosedMsg>(m));
+    CHECK_FALSE(worker_says<ReadyMsg>(as_received(encode(ReadyMsg {}), 1))); // a descriptor
+    Received ready_with_payload = as_received(encode(ClosedMsg { 1 }));
+    ready_with_payload.type = Msg::ready;
+    CHECK_FALSE(worker_says<ReadyMsg>(ready_with_payload));
+    Received level = as_received(encode(LogMsg { LogLevel::info, "x" }));
+    level.payload[0] = 8;
+    CHECK_FALSE(worker_says<LogMsg>(level));
+    level.payload[0] = 2;
+    CHECK_FALSE(worker_says<LogMsg>(level));
+    Received empty_log = as_received(encode(ReadyMsg {}));
+    empty_log.type = Msg::log;
+    CHECK_FALSE(worker_says<LogMsg>(empty_log));
+    FromWorker msg;
+    std::string err;
+    CHECK_FALSE(decode_from_worker(as_received(encode(DrainMsg { 1 })), &msg, &err));
+    CHECK(err.find("not one a worker sends") != std::string::npos);
+}
+
+TEST_CASE("a parent's message is refused for a wrong size, descriptor or direction")
+{
+    Received d = as_received(encode(DrainMsg { 1 }));
+    d.payload_len = 2;
+    CHECK(parent_refuses(std::move(d)));
+    CHECK(parent_refuses(as_received(encode(DrainMsg { 1 }), 1))); // a descriptor on drain
+    CHECK(parent_refuses(as_received(encode(ReadyMsg {})))); // a worker's message
+    CHECK(parent_refuses(as_received(encode(LogMsg { LogLevel::info, "x" }))));
+    ConnectionInfo one[1];
+    Encoded e;
+    std::string err;
+    REQUIRE(encode_connections(one, &e, &err));
+    CHECK(parent_refuses(as_received(e, 0))); // no descriptor
+    CHECK(parent_refuses(as_received(e, 2))); // more descriptors than records
+}

@@ -1,0 +1,260 @@
+// supervisor_test.cc: the workers' lives driven through a fake spawner, fake channels and a
+// fake clock: generations and rapid SIGHUPs, drain and its backstop deadline, respawn with
+// back-off, a worker dying with connections pending, and protocol violations by a worker.
+#include "catch.h"
+#include "fake_workers.h"
+#include "supervisor.h"
+
+#include <sys/wait.h>
+
+#include <cstring>
+
+using namespace sniproxy;
+using namespace sniproxy::test;
+
+namespace {
+constexpr int exited_1 = 1 << 8; // wait status: exit(1)
+constexpr int killed_9 = SIGKILL; // wait status: killed by SIGKILL
+
+struct Rig {
+    FakeClock clock;
+    FakeSpawner spawner;
+    WorkerList workers;
+    Dispatcher d { workers, 4, clock };
+    Supervisor s;
+    explicit Rig(int count = 2, int grace = 10)
+        : s(workers, d, spawner, clock, { count, grace, 0 })
+    {
+        std::string err;
+        REQUIRE(s.start(&err));
+    }
+    static Received message(Msg type, std::span<const std::uint8_t> payload = {})
+    {
+        Received m;
+        m.type = type;
+        std::memcpy(m.payload, payload.data(), payload.size());
+        m.payload_len = payload.size();
+        return m;
+    }
+    bool say(WorkerSlot& w, const Encoded& e)
+    {
+        Received m = message(e.type, e.bytes());
+        return s.on_message(w, m);
+    }
+    void all_ready()
+    {
+        for (auto& w : workers)
+            if (!w->ready && !w->draining)
+                REQUIRE(say(*w, encode(ReadyMsg {})));
+    }
+    std::vector<WorkerSlot*> of_generation(unsigned g)
+    {
+        std::vector<WorkerSlot*> v;
+        for (auto& w : workers)
+            if (w->generation == g)
+                v.push_back(w.get());
+        return v;
+    }
+};
+} // namespace
+
+TEST_CASE("a new generation drains the old one only once all its workers are ready")
+{
+    Rig r;
+    r.all_ready();
+    auto old = r.of_generation(1);
+    r.s.rollover();
+    REQUIRE(r.of_generation(2).size() == 2);
+    REQUIRE(r.say(*r.of_generation(2)[0], encode(ReadyMsg {})));
+    CHECK_FALSE(old[0]->draining); // half ready: the old generation still serves
+    REQUIRE(r.say(*r.of_generation(2)[1], encode(ReadyMsg {})));
+    CHECK(old[0]->draining);
+    CHECK(old[1]->draining);
+    CHECK(channel_of(*old[0]).sent == std::vector<Msg> { Msg::drain });
+}
+
+TEST_CASE("rapid SIGHUPs: a half-ready generation is superseded, not left serving beside")
+{
+    Rig r;
+    r.all_ready();
+    r.s.rollover(); // generation 2
+    auto gen2 = r.of_generation(2);
+    REQUIRE(r.say(*gen2[0], encode(ReadyMsg {}))); // one of two ready
+    r.s.rollover(); // generation 3 supersedes 2
+    CHECK(r.spawner.killed(gen2[1]->pid)); // not ready: holds nothing, killed
+    CHECK(gen2[1]->superseded);
+    CHECK(gen2[0]->draining); // ready: drains while generation 1 still serves
+    for (auto* w : r.of_generation(1))
+        CHECK_FALSE(w->draining);
+    // The killed one is reaped: expected, not respawned.
+    r.s.child_exited(gen2[1]->pid, killed_9);
+    r.clock.advance_ms(60'000);
+    r.s.tick();
+    CHECK(r.spawner.spawned.size() == 6); // 2 + 2 + 2, no respawn
+}
+
+TEST_CASE("each draining worker is killed at its own deadline, whatever SIGHUPs follow")
+{
+    Rig r(1, 10);
+    r.all_ready();
+    WorkerSlot* first = r.workers[0].get();
+    r.s.rollover();
+    r.all_ready(); // generation 2 ready: first drains, deadline grace + 2 s
+    REQUIRE(first->draining);
+    const std::int64_t deadline = r.s.next_backstop_ns();
+    CHECK(deadline == r.clock.now + 12'000'000'000);
+    r.clock.advance_ms(5'000);
+    r.s.rollover(); // more SIGHUPs must not postpone it
+    r.all_ready();
+    CHECK(r.s.next_backstop_ns() == deadline);
+    r.clock.advance_ms(6'999);
+    r.s.tick();
+    CHECK_FALSE(r.spawner.killed(first->pid));
+    r.clock.advance_ms(1);
+    r.s.tick();
+    CHECK(r.spawner.killed(first->pid));
+}
+
+TEST_CASE("workers dying young back off 100 ms doubling to 30 s; a long-lived one resets it")
+{
+    Rig r(1);
+    r.all_ready();
+    std::int64_t expected = 100;
+    for (int i = 0; i < 12; i++) {
+        const pid_t pid = r.workers[0]->pid;
+        r.clock.advance_ms(500); // died young
+        r.s.child_exited(pid, exited_1);
+        CHECK(r.s.respawn_delay_ms() == expected);
+        CHECK(r.s.next_respawn_ns() == r.clock.now + expected * 1'000'000);
+        r.clock.advance_ms(expected - 1);
+        r.s.tick();
+        CHECK(r.workers.empty()); // not yet
+        r.clock.advance_ms(1);
+        r.s.tick();
+        REQUIRE(r.workers.size() == 1);
+        REQUIRE(r.say(*r.workers[0], encode(ReadyMsg {}))); // dying after ready still counts
+        expected = std::min<std::int64_t>(expected * 2, 30'000);
+    }
+    CHECK(r.s.respawn_delay_ms() == 30'000);
+    r.clock.advance_ms(5'000); // outlived the crash window
+    r.s.child_exited(r.workers[0]->pid, exited_1);
+    CHECK(r.s.respawn_delay_ms() == 0);
+}
+
+TEST_CASE("SIGHUP cancels a pending respawn and the back-off")
+{
+    Rig r(1);
+    r.all_ready();
+    r.s.child_exited(r.workers[0]->pid, exited_1);
+    REQUIRE(r.s.next_respawn_ns() != 0);
+    r.s.rollover();
+    CHECK(r.s.next_respawn_ns() == 0);
+    CHECK(r.s.respawn_delay_ms() == 0);
+}
+
+TEST_CASE("a worker dying with connections pending: they go to the one that replaces it")
+{
+    Rig r(1);
+    r.all_ready();
+    WorkerSlot& w = *r.workers[0];
+    auto batch = connections(6);
+    CHECK_FALSE(r.d.hand_over(batch)); // 4 taken, 2 pending
+    REQUIRE(r.d.pending() == 2);
+    LogCapture log;
+    r.clock.advance_ms(10'000);
+    r.s.child_exited(w.pid, killed_9);
+    CHECK(log.has(LogLevel::err, "4 of its connections lost"));
+    r.s.tick(); // no back-off: it lived long
+    REQUIRE(r.workers.size() == 1);
+    CHECK(r.d.pending() == 2); // kept, not dropped
+    REQUIRE(r.say(*r.workers[0], encode(ReadyMsg {})));
+    CHECK(r.d.pending() == 0);
+    CHECK(channel_of(*r.workers[0]).connections() == 2);
+}
+
+TEST_CASE("a drain message that finds the channel full is sent when it has room")
+{
+    Rig r(1);
+    r.all_ready();
+    WorkerSlot& w = *r.workers[0];
+    channel_of(w).fail_with = EAGAIN;
+    r.s.stop(false);
+    CHECK(w.drain_owed);
+    CHECK(channel_of(w).sent.empty());
+    channel_of(w).fail_with = 0;
+    r.s.on_room(w);
+    CHECK(channel_of(w).sent == std::vector<Msg> { Msg::drain });
+    CHECK_FALSE(r.s.finished());
+    r.s.child_exited(w.pid, 0);
+    CHECK(r.s.finished());
+}
+
+TEST_CASE("a worker that breaks the protocol is logged and replaced")
+{
+    Rig r(1);
+    r.all_ready();
+    WorkerSlot& w = *r.workers[0];
+    const pid_t pid = w.pid;
+    LogCapture log;
+    SECTION("ready twice (unexpected in its state)")
+    {
+        CHECK_FALSE(r.say(w, encode(ReadyMsg {})));
+    }
+    SECTION("a count of closed connections it was never given")
+    {
+        CHECK_FALSE(r.say(w, encode(ClosedMsg { 1 })));
+    }
+    SECTION("a malformed closed message")
+    {
+        const std::uint8_t short_count[] = { 1, 0 };
+        Received m = Rig::message(Msg::closed, short_count);
+        CHECK_FALSE(r.s.on_message(w, m));
+    }
+    SECTION("a message only the parent sends")
+    {
+        Received m = Rig::message(Msg::drain, std::vector<std::uint8_t>(4));
+        CHECK_FALSE(r.s.on_message(w, m));
+    }
+    SECTION("a log level out of range")
+    {
+        const std::uint8_t bad[] = { 0, 'x' };
+        Received m = Rig::message(Msg::log, bad);
+        CHECK_FALSE(r.s.on_message(w, m));
+    }
+    CHECK(log.has(LogLevel::err, "protocol violation"));
+    CHECK(r.spawner.killed(pid));
+    CHECK_FALSE(w.ready); // no more connections for it
+    CHECK_FALSE(r.say(w, encode(ClosedMsg { 0 }))); // and nothing more is read from it
+    r.clock.advance_ms(10'000);
+    r.s.child_exited(pid, killed_9);
+    r.s.tick();
+    REQUIRE(r.workers.size() == 1);
+    CHECK(r.workers[0]->pid != pid);
+}
+
+TEST_CASE("well-formed messages are accepted: logs pass through escaped, counts are applied")
+{
+    Rig r(1);
+    r.all_ready();
+    WorkerSlot& w = *r.workers[0];
+    auto batch = connections(3);
+    REQUIRE(r.d.hand_over(batch));
+    LogCapture log;
+    CHECK(r.say(w, encode(LogMsg { LogLevel::warning, "hello\nforged" })));
+    CHECK(log.has(LogLevel::warning, "hello"));
+    CHECK_FALSE(log.has(LogLevel::warning, "\n"));
+    CHECK(r.say(w, encode(ClosedMsg { 3 })));
+    CHECK(w.inflight == 0);
+    CHECK(r.spawner.kills.empty());
+}
+
+TEST_CASE("a second stop kills every worker at once")
+{
+    Rig r(2);
+    r.all_ready();
+    r.s.stop(false);
+    CHECK_FALSE(r.s.finished());
+    r.s.stop(true);
+    CHECK(r.s.finished());
+    CHECK(r.spawner.kills.size() == 2);
+}
