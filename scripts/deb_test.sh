@@ -66,8 +66,10 @@ say "dpkg-buildpackage -us -uc -b (nocheck)"
 (cd "$tmp/src" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -us -uc -b) \
     >"$tmp/build.log" 2>&1 || { tail -n 60 "$tmp/build.log"; fail "dpkg-buildpackage"; }
 deb=$(ls "$tmp"/sniproxyd_*.deb)
+# debian/rules clean must take the clone back to what git has (debian/clean, dh_autoreconf).
+(cd "$tmp/src" && debian/rules clean) >"$tmp/clean.log" 2>&1 || { cat "$tmp/clean.log"; fail "debian/rules clean"; }
 [ -z "$(git -C "$tmp/src" status --porcelain --ignored)" ] ||
-    { git -C "$tmp/src" status --short --ignored; fail "the build left files in its tree (debian/clean?)"; }
+    { git -C "$tmp/src" status --short --ignored; fail "debian/rules clean left files behind"; }
 
 say "lintian"
 lint=0
