@@ -100,6 +100,9 @@ if [ "$(readlink "$hosts")" != hosts.1 ] || [ ! -d "$hosts/" ]; then
 fi
 [ -z "$(installed_pids)" ] || fail "the package started the daemon on installation"
 ! ls /etc/rc[2-5].d/S*sniproxyd >/dev/null 2>&1 || fail "the package enabled the init script"
+# README.Debian's way to start it at boot (purge must take the links away again).
+update-rc.d sniproxyd enable || fail "update-rc.d sniproxyd enable"
+ls /etc/rc2.d/S*sniproxyd >/dev/null 2>&1 || fail "update-rc.d sniproxyd enable made no start link"
 "$exe" -V >/dev/null 2>&1 || fail "$exe -V failed"
 
 say "a backend for $name in the installed hosts directory"
