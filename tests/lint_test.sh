@@ -13,7 +13,8 @@ else
     echo "skipped: mandoc not installed (man pages not linted)"
 fi
 for script in "$top"/scripts/*.sh "$top"/.ci/run "$top"/contrib/make-demo-hosts.sh \
-    "$build"/contrib/init.d/sniproxyd "$build"/contrib/s6/sniproxyd/run "$top"/tests/lint_test.sh; do
+    "$build"/contrib/init.d/sniproxyd "$build"/contrib/s6/sniproxyd/run "$top"/tests/lint_test.sh \
+    "$top"/debian/sniproxyd.postinst "$top"/debian/sniproxyd.postrm "$top"/debian/sniproxyd.prerm; do
     sh -n "$script" || { echo "sh -n failed: $script"; status=1; }
     if command -v shellcheck >/dev/null; then
         shellcheck -s sh "$script" || status=1
