@@ -28,6 +28,7 @@
 #include "hashed_name.h"
 #include "hosts_check.h"
 #include "idn.h"
+#include "status.h"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@ void usage(std::FILE* out)
     std::fprintf(out,
         "usage: sniproxyctl hostname [-a] NAME...\n"
         "       sniproxyctl check [-a] [-u user] [hosts-dir]\n"
+        "       sniproxyctl status [--json] address:port|unix:path\n"
         "       sniproxyctl -h\n"
         "\n"
         "hostname  print NAME, its A-label, its hashed name and the directory sniproxyd\n"
@@ -175,6 +177,8 @@ int main(int argc, char* argv[])
         status = cmd_hostname(argc - 1, argv + 1);
     else if (cmd == "check")
         status = cmd_check(argc - 1, argv + 1);
+    else if (cmd == "status")
+        status = sniproxy::cmd_status(argc - 1, argv + 1);
     else {
         std::fprintf(stderr, "sniproxyctl: unknown command %s\n", printable(cmd).c_str());
         usage(stderr);
