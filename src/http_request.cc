@@ -4,6 +4,8 @@
 // small enough to read in one sitting.
 #include "http_request.h"
 
+#include "ascii.h"
+
 #include <cstring>
 
 namespace sniproxy {
@@ -30,25 +32,6 @@ namespace {
     {
         const auto u = static_cast<unsigned char>(c);
         return u == '\t' || (u >= 0x20 && u != 0x7f);
-    }
-
-    bool iequals(std::string_view a, std::string_view b)
-    {
-        if (a.size() != b.size())
-            return false;
-        for (std::size_t i = 0; i < a.size(); ++i)
-            if ((a[i] | 0x20) != (b[i] | 0x20))
-                return false;
-        return true;
-    }
-
-    std::string_view trim_ows(std::string_view s)
-    {
-        while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-            s.remove_prefix(1);
-        while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-            s.remove_suffix(1);
-        return s;
     }
 
 } // namespace
@@ -172,7 +155,7 @@ void HttpRequestParser::header_line(std::string_view text)
     for (const char c : value)
         if (!is_field_value_char(c))
             return fail(400, "a header field value has control bytes");
-    if (iequals(text.substr(0, colon), "accept")) {
+    if (iequals_ascii(text.substr(0, colon), "accept")) {
         if (!accept_.empty())
             accept_ += ',';
         accept_.append(value);

@@ -84,25 +84,6 @@ namespace {
         std::uint64_t hello_sum_ns_ = 0;
     };
 
-    // Which result a refusal decided in the parent is logged with.
-    ConnResult result_of(RejectReason r)
-    {
-        switch (r) {
-        case RejectReason::denied:
-            return ConnResult::denied;
-        case RejectReason::limit_source:
-            return ConnResult::limit_source;
-        case RejectReason::limit_rate:
-            return ConnResult::limit_rate;
-        case RejectReason::limit_hellos:
-            return ConnResult::limit_hellos;
-        case RejectReason::shed:
-            return ConnResult::shed;
-        default:
-            return ConnResult::other;
-        }
-    }
-
     Snapshot collect(const ParentArea& parent, const RetiredArea& retired, const char* base)
     {
         Snapshot snap;
@@ -119,7 +100,7 @@ namespace {
             snap.rejected[i] += n;
             if (n)
                 sum.route("-")
-                    .results[static_cast<std::size_t>(result_of(static_cast<RejectReason>(i)))]
+                    .results[static_cast<std::size_t>(conn_result_of(static_cast<RejectReason>(i)))]
                     += n;
         }
         sum.totals(retired.totals);

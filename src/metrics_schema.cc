@@ -89,6 +89,14 @@ std::optional<RejectReason> reject_reason_of(ConnResult r)
     }
 }
 
+ConnResult conn_result_of(RejectReason r)
+{
+    for (std::size_t i = 0; i < conn_result_count; ++i)
+        if (reject_reason_of(static_cast<ConnResult>(i)) == r)
+            return static_cast<ConnResult>(i);
+    return ConnResult::other;
+}
+
 std::string_view reject_reason_name(RejectReason r)
 {
     const auto i = static_cast<std::size_t>(r);

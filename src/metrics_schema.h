@@ -61,6 +61,8 @@ std::string_view conn_result_name(ConnResult r); // "no-route"
 ConnResult conn_result_from_name(std::string_view name); // unknown: ConnResult::other
 // The refusal a result stands for (denied, limit-*, shed), if it is one.
 std::optional<RejectReason> reject_reason_of(ConnResult r);
+// The result a refusal is logged with (the inverse of reject_reason_of; other for other).
+ConnResult conn_result_of(RejectReason r);
 
 std::string_view reject_reason_name(RejectReason r);
 std::optional<RejectReason> reject_reason_from_name(std::string_view name);

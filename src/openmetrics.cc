@@ -4,6 +4,8 @@
 // and the closing "# EOF".
 #include "openmetrics.h"
 
+#include "ascii.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -15,41 +17,19 @@ namespace sniproxy {
 
 namespace {
 
-    std::string_view trim(std::string_view s)
-    {
-        while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-            s.remove_prefix(1);
-        while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-            s.remove_suffix(1);
-        return s;
-    }
-
-    bool iequals(std::string_view a, std::string_view b)
-    {
-        if (a.size() != b.size())
-            return false;
-        for (std::size_t i = 0; i < a.size(); ++i) {
-            const auto lower
-                = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-            if (lower(a[i]) != lower(b[i]))
-                return false;
-        }
-        return true;
-    }
-
     // q of one media range ("type/sub;a=b;q=0.5"), 1 when absent; -1 if it is not `type`.
     double quality_for(std::string_view range, std::string_view type)
     {
         std::size_t semi = range.find(';');
-        if (!iequals(trim(range.substr(0, semi)), type))
+        if (!iequals_ascii(trim_ows(range.substr(0, semi)), type))
             return -1;
         double q = 1;
         while (semi != std::string_view::npos) {
             range.remove_prefix(semi + 1);
             semi = range.find(';');
-            const std::string_view param = trim(range.substr(0, semi));
+            const std::string_view param = trim_ows(range.substr(0, semi));
             if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
-                const std::string value(trim(param.substr(2)));
+                const std::string value(trim_ows(param.substr(2)));
                 char* end = nullptr;
                 q = std::strtod(value.c_str(), &end);
                 if (end == value.c_str() || *end != '\0' || !(q >= 0 && q <= 1))

@@ -3,6 +3,7 @@
 // and the JSON form escapes everything JSON needs.
 #include "status_report.h"
 
+#include "log.h"
 #include "openmetrics.h"
 
 #include <algorithm>
@@ -51,20 +52,10 @@ namespace {
         return r;
     }
 
+    // Bytes outside printable ASCII, and the backslash, as \xNN (for the terminal).
     std::string printable(std::string_view s)
     {
-        std::string out;
-        for (const char c : s) {
-            const auto u = static_cast<unsigned char>(c);
-            if (u < 0x20 || u == 0x7f || u == '\\') {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\x%02x", u);
-                out += buf;
-            } else {
-                out += c;
-            }
-        }
-        return out;
+        return sanitize_log_text(s, 4 * s.size() + 1);
     }
 
     std::string json_string(std::string_view s)

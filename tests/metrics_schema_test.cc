@@ -31,6 +31,8 @@ TEST_CASE("refusal results carry their reason, other results none")
         CHECK(reject_reason_from_name(reject_reason_name(r)) == r);
     }
     CHECK_FALSE(reject_reason_from_name("ok"));
+    CHECK(conn_result_of(RejectReason::limit_source) == ConnResult::limit_source);
+    CHECK(conn_result_of(RejectReason::other) == ConnResult::other);
     CHECK(worker_state_from_name("draining") == WorkerState::draining);
     CHECK(worker_state_name(WorkerState::ready) == "ready");
 }
