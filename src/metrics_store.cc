@@ -131,6 +131,20 @@ bool MetricsStore::open_readonly(int fd, std::string* err)
     return true;
 }
 
+bool MetricsStore::readonly_fd(UniqueFd* out, std::string* err) const
+{
+    // A new open file description of the memfd, opened for reading only.
+    const std::string path = "/proc/self/fd/" + std::to_string(fd_.get());
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        *err
+            = errno_message("metrics: reopening the shared region read-only (" + path + ")", errno);
+        return false;
+    }
+    *out = std::move(fd);
+    return true;
+}
+
 int MetricsStore::claim_slot(unsigned generation)
 {
     if (!writable_)

@@ -10,7 +10,14 @@
 //            reused); count_rejected for refusals it decides itself.
 //   worker   MetricsSlot::attach(fd, index) before it is jailed, then closes fd; calls
 //            connection_done once per connection and active(+1/-1).
-//   server   MetricsStore::open_readonly(fd) before it is jailed; read_all per scrape.
+//   server   MetricsStore::open_readonly(fd) before it is jailed, on the descriptor the
+//            parent made with readonly_fd; read_all per scrape.
+//
+// What a compromised process can do: a worker writes only its own slot (it maps nothing
+// else, and closes the descriptor before it is jailed), though mremap could grow its
+// mapping over the slots after its own: it could falsify counts, never reach the parent's
+// areas (they come first) or harm a reader, which checks every name and clamps every
+// count. The server's mapping is read-only for good.
 //
 // Slots: max_slots (256) at once. A worker started while all are taken runs without one
 // (its calls do nothing) and is counted in Snapshot::unslotted_workers. Each slot names at
@@ -85,8 +92,11 @@ public:
     bool create(std::string_view version, std::string* err);
     // The metrics server: the region the parent created, mapped read-only.
     bool open_readonly(int fd, std::string* err);
-    // The region's descriptor, for a child to inherit; -1 after open_readonly.
+    // The region's descriptor, for a worker to inherit; -1 after open_readonly.
     int fd() const { return fd_.get(); }
+    // A read-only descriptor of the region, for the metrics server: a mapping made from it
+    // can never be made writable (mprotect fails), whatever the server runs.
+    bool readonly_fd(UniqueFd* out, std::string* err) const;
 
     // Parent only. A free slot marked `starting` for `generation`, or -1 if none is free
     // (counted as an unslotted worker).

@@ -130,7 +130,14 @@ struct ServerChild {
                     std::fprintf(stderr, "%s\n", err.c_str());
                     return false;
                 };
-            _exit(run_metrics_server(listen_fd, store, options));
+            // As the daemon starts it: with a read-only view of the region.
+            UniqueFd ro;
+            MetricsStore view;
+            std::string err;
+            if (!store.readonly_fd(&ro, &err) || !view.open_readonly(ro.get(), &err))
+                _exit(3);
+            ro.reset();
+            _exit(run_metrics_server(listen_fd, view, options));
         }
         close(sv[1]);
         parent_end.reset(sv[0]);

@@ -233,6 +233,18 @@ TEST_CASE("the server's read-only view sees the same; a wrong descriptor is refu
     CHECK(store.read_all().workers.size() == 1);
     CHECK(reader.claim_slot(1) == -1);
 
+    // The server's own descriptor: mapped, it cannot be made writable.
+    UniqueFd ro;
+    REQUIRE(store.readonly_fd(&ro, &err));
+    MetricsStore server_view;
+    REQUIRE(server_view.open_readonly(ro.get(), &err));
+    CHECK(result(server_view.read_all(), "example.com", ConnResult::ok) == 1);
+    void* p = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, ro.get(), 0);
+    REQUIRE(p != MAP_FAILED);
+    CHECK(mprotect(p, 4096, PROT_READ | PROT_WRITE) != 0);
+    CHECK(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro.get(), 0) == MAP_FAILED);
+    munmap(p, 4096);
+
     MetricsStore wrong;
     CHECK_FALSE(wrong.open_readonly(STDIN_FILENO, &err));
     CHECK_FALSE(err.empty());
