@@ -308,6 +308,10 @@ void Parent::on_signal(evutil_socket_t sig, short, void* arg)
         self->supervisor_.upgrade();
         break;
     default:
+        // The listeners close before the supervisor says "stopping", so that whoever reads
+        // that line can count on new clients being refused already.
+        self->dispatcher_.stop();
+        self->sync();
         self->supervisor_.stop(self->supervisor_.stopping());
         break; // a second SIGTERM/SIGINT: at once
     }

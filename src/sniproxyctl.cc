@@ -36,6 +36,7 @@
 #include "hosts_check.h"
 #include "idn.h"
 #include "log.h"
+#include "status.h"
 
 #include <pwd.h>
 #include <unistd.h>
@@ -55,6 +56,7 @@ void usage(std::FILE* out)
         "usage: sniproxyctl hostname [-a] NAME...\n"
         "       sniproxyctl alpn PROTOCOL...\n"
         "       sniproxyctl check [-a] [-u user] [hosts-dir]\n"
+        "       sniproxyctl status [--json] address:port|unix:path\n"
         "       sniproxyctl -h\n"
         "\n"
         "hostname  print NAME, its A-label, its hashed name and the directory sniproxyd\n"
@@ -197,6 +199,8 @@ int main(int argc, char* argv[])
         status = cmd_alpn(argc - 1, argv + 1);
     else if (cmd == "check")
         status = cmd_check(argc - 1, argv + 1);
+    else if (cmd == "status")
+        status = sniproxy::cmd_status(argc - 1, argv + 1);
     else {
         std::fprintf(stderr, "sniproxyctl: unknown command %s\n", printable(cmd).c_str());
         usage(stderr);
