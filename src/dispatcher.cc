@@ -11,6 +11,13 @@ namespace sniproxy {
 
 namespace {
     constexpr std::int64_t pause_ns = 1'000'000'000;
+
+    // Errors that mean the other end of the channel is gone for good.
+    bool channel_broken(int err)
+    {
+        return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF
+            || err == ECONNREFUSED;
+    }
 } // namespace
 
 Dispatcher::Dispatcher(WorkerList& workers, std::size_t max_per_worker, Clock& clock)
@@ -26,7 +33,8 @@ WorkerSlot* Dispatcher::least_loaded() const
     const std::size_t n = workers_.size();
     for (std::size_t k = 0; k < n; k++) {
         WorkerSlot* w = workers_[(next_ + k) % n].get();
-        if (w->ready && !w->draining && w->inflight < max_per_worker_ && !w->waiting_for_room
+        if (w->ready && !w->draining && !w->broken && w->inflight < max_per_worker_
+            && !w->waiting_for_room
             && (!best || w->inflight < best->inflight))
             best = w;
     }
@@ -65,17 +73,23 @@ bool Dispatcher::hand_over(std::span<Pending> batch)
             w->channel->wait_for_room();
             continue;
         }
-        if (err == ENOBUFS || err == ENOMEM) {
-            // The kernel is short of memory, not the worker at fault: keep the connections,
-            // pause accepting for a second (as when out of descriptors), then try again.
-            logf(LogLevel::warning, "%s; retrying in a second",
+        if (channel_broken(err)) {
+            // The worker's end is gone: it gets nothing more and is replaced when it exits
+            // (SIGCHLD). Its connections stay its own until then.
+            logf(LogLevel::err, "worker %d: %s; no more connections for it",
+                static_cast<int>(w->pid),
                 errno_message("handing over " + std::to_string(k) + " connection(s)", err).c_str());
-            pause();
-            break;
+            w->broken = true;
+            continue;
         }
-        logf(LogLevel::warning, "worker %d: %s", static_cast<int>(w->pid),
+        // Anything else is the kernel's limit of the moment, not the worker's fault (ENOBUFS,
+        // ENOMEM, ETOOMANYREFS: too many descriptors in flight while workers are slow to read
+        // them): keep the connections, pause accepting for a second, then try again. The
+        // kernel backlog holds new clients meanwhile; nothing is dropped.
+        logf(LogLevel::warning, "%s; retrying in a second",
             errno_message("handing over " + std::to_string(k) + " connection(s)", err).c_str());
-        w->ready = false;
+        pause();
+        break;
     }
     for (std::size_t i = done; i < batch.size(); i++)
         pending_.push_back(std::move(batch[i]));

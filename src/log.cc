@@ -16,13 +16,17 @@ namespace {
     int g_verbosity = 0;
     LogSink g_sink;
     pid_t g_pid = 0; // ours when logging to stderr began (not a system call per line)
+    pid_t g_record_pid = 0; // set while a worker's record is written: the line names the worker
+    bool g_syslog = false;
+    char g_ident[32]; // "sniproxyd[PID]" for a worker's record sent to syslog
 
     void stderr_sink(LogLevel, std::string_view message)
     {
         if (g_pid == 0) // logging before log_to_stderr() (or after a sink was removed)
             g_pid = getpid();
-        std::fprintf(stderr, "sniproxyd[%d]: %.*s\n", static_cast<int>(g_pid),
-            static_cast<int>(message.size()), message.data());
+        std::fprintf(stderr, "sniproxyd[%d]: %.*s\n",
+            static_cast<int>(g_record_pid ? g_record_pid : g_pid), static_cast<int>(message.size()),
+            message.data());
     }
 } // namespace
 
@@ -50,9 +54,27 @@ void log_to_stderr()
 void log_to_syslog()
 {
     openlog("sniproxyd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    g_syslog = true;
     g_sink = [](LogLevel level, std::string_view message) {
         syslog(static_cast<int>(level), "%.*s", static_cast<int>(message.size()), message.data());
     };
+}
+
+void log_record_of(pid_t pid, LogLevel level, std::string_view message)
+{
+    if (!log_enabled(level))
+        return;
+    g_record_pid = pid;
+    // syslog(3) prints its own pid with LOG_PID; for a worker's record the ident carries the
+    // worker's instead (openlog only swaps a pointer once the socket is open).
+    if (g_syslog) {
+        std::snprintf(g_ident, sizeof g_ident, "sniproxyd[%d]", static_cast<int>(pid));
+        openlog(g_ident, LOG_NDELAY, LOG_DAEMON);
+    }
+    log_line(level, message);
+    if (g_syslog)
+        openlog("sniproxyd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    g_record_pid = 0;
 }
 
 void log_line(LogLevel level, std::string_view message)

@@ -2,6 +2,8 @@
 // syslog; workers, jailed, hand their records to the parent through a sink.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdarg>
 #include <functional>
 #include <string>
@@ -23,6 +25,9 @@ void log_to_syslog(); // openlog(LOG_DAEMON) now, while /dev/log is reachable
 
 [[gnu::format(printf, 2, 3)]] void logf(LogLevel level, const char* format, ...);
 void log_line(LogLevel level, std::string_view message);
+// The parent writing a worker's record: the line carries the worker's pid, not the parent's
+// ("sniproxyd[WORKER]: ..."), on stderr and in syslog alike.
+void log_record_of(pid_t pid, LogLevel level, std::string_view message);
 // logf, then ": " and strerror of errno as it was on entry: the one way to log a failed call.
 [[gnu::format(printf, 2, 3)]] void logf_errno(LogLevel level, const char* format, ...);
 // "what: strerror(err)": the one way to put a failed call into an error string.

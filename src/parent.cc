@@ -136,6 +136,9 @@ int Parent::run()
     // must not turn a clean exit into death by signal.
     for (int sig : { SIGHUP, SIGTERM, SIGINT, SIGUSR2 })
         signal(sig, SIG_IGN);
+    if (const std::size_t n = dispatcher_.pending())
+        logf(LogLevel::err, "stopped with %zu accepted connection(s) no worker could take: closed",
+            n);
     logf(LogLevel::notice, "stopped");
     return 0;
 }

@@ -196,8 +196,17 @@ int main(int argc, char* argv[])
     // Set by the old parent on SIGUSR2 (see Parent::upgrade): we are its replacement.
     Invocation invocation { running_executable(), std::vector<std::string>(argv, argv + argc), 0 };
     if (const char* from = std::getenv("SNIPROXYD_UPGRADE_FROM")) {
-        invocation.upgrade_from = static_cast<pid_t>(std::atol(from));
+        const std::string from_text = from; // unsetenv may free it
+        invocation.upgrade_from = static_cast<pid_t>(std::atol(from_text.c_str()));
         unsetenv("SNIPROXYD_UPGRADE_FROM");
+        // Only the parent that started us may be told to drain: a pid from the environment
+        // is not trusted on its own.
+        if (invocation.upgrade_from != getppid()) {
+            std::fprintf(stderr,
+                "sniproxyd: SNIPROXYD_UPGRADE_FROM=%s is not our parent; not an upgrade\n",
+                from_text.c_str());
+            invocation.upgrade_from = 0;
+        }
     }
     const bool upgrading = invocation.upgrade_from > 0;
 

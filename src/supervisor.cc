@@ -93,7 +93,8 @@ bool Supervisor::on_message(WorkerSlot& w, Received& m)
         return false;
     }
     if (const auto* log = std::get_if<LogMsg>(&msg)) {
-        log_line(log->level, sanitize_log_text(log->text, 900, false));
+        if (admit_record(w))
+            log_record_of(w.pid, log->level, sanitize_log_text(log->text, 900, false));
     } else if (const auto* closed = std::get_if<ClosedMsg>(&msg)) {
         if (!dispatcher_.on_closed(w, closed->count, &err)) {
             violation(w, err);
@@ -107,6 +108,34 @@ bool Supervisor::on_message(WorkerSlot& w, Received& m)
         check_generation_ready();
     }
     return true;
+}
+
+// A worker's log records are limited per second (far above what a worker can serve); the
+// excess is counted and said once a window, so a hijacked worker cannot fill the disk.
+bool Supervisor::admit_record(WorkerSlot& w)
+{
+    const std::int64_t now = clock_.now_ns();
+    if (now - w.log_window_ns >= 1'000'000'000) {
+        report_suppressed(w);
+        w.log_window_ns = now;
+        w.log_records = 0;
+    }
+    if (w.log_records < max_records_per_second) {
+        w.log_records++;
+        return true;
+    }
+    w.log_suppressed++;
+    return false;
+}
+
+void Supervisor::report_suppressed(WorkerSlot& w)
+{
+    if (w.log_suppressed == 0)
+        return;
+    logf(LogLevel::err, "worker %d: %llu log record(s) suppressed (over %u a second)",
+        static_cast<int>(w.pid), static_cast<unsigned long long>(w.log_suppressed),
+        max_records_per_second);
+    w.log_suppressed = 0;
 }
 
 // OpenSSH's monitor answers an unpermitted request with fatal(); we replace the worker: it gets
@@ -218,10 +247,12 @@ void Supervisor::rollover()
     for (auto& w : workers_) {
         if (w->generation != generation_ || w->draining)
             continue;
-        if (!w->ready) {
+        if (!w->ready && w->inflight == 0) {
             w->draining = w->superseded = true;
             spawner_.kill(w->pid, SIGKILL);
-        } else if (superseded) {
+        } else if (!w->ready || superseded) {
+            // Holding connections (a worker whose channel failed stays "ready" and keeps its
+            // connections; one that never said ready holds none): it drains, bounded by -g.
             drain(*w);
         }
     }
@@ -274,6 +305,9 @@ void Supervisor::upgrade()
 void Supervisor::tick()
 {
     const std::int64_t now = clock_.now_ns();
+    for (auto& w : workers_)
+        if (w->log_suppressed && now - w->log_window_ns >= 1'000'000'000)
+            report_suppressed(*w);
     // Draining workers that outlive the grace (plus a margin for their own grace handling).
     for (auto& w : workers_) {
         if (w->draining && w->drain_deadline_ns > 0 && w->drain_deadline_ns <= now) {
@@ -314,11 +348,14 @@ void Supervisor::worker_exited(const WorkerSlot& w, int status)
     const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     const bool killed_by_us = w.superseded && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     const LogLevel level = expected && (clean || killed_by_us) ? LogLevel::debug : LogLevel::err;
-    logf(level, "worker %d (generation %u) %s%s", static_cast<int>(w.pid), w.generation,
+    // Connections a worker still held when it ended are lost whatever the reason (a crash,
+    // a kill at the end of the grace): always said at err, with the count.
+    const LogLevel lost_level = w.inflight ? LogLevel::err : level;
+    logf(lost_level, "worker %d (generation %u) %s%s", static_cast<int>(w.pid), w.generation,
         describe_status(status).c_str(),
-        w.inflight && !expected
-            ? (", " + std::to_string(w.inflight) + " of its connections lost").c_str()
-            : "");
+        w.inflight ? (", " + std::to_string(w.inflight) + " of its connections lost").c_str()
+                   : "");
+    report_suppressed(const_cast<WorkerSlot&>(w));
     if (stopping_) {
         if (workers_.empty())
             finished_ = true;

@@ -48,8 +48,13 @@ public:
     bool stopping() const { return stopping_; }
     bool finished() const { return finished_; } // stopped and every worker gone (or killed)
 
+    // Log records a worker may send per second; the rest are counted and reported.
+    static constexpr std::uint32_t max_records_per_second = 50'000;
+
 private:
     bool spawn_worker();
+    bool admit_record(WorkerSlot& w);
+    void report_suppressed(WorkerSlot& w);
     void check_generation_ready();
     void drain(WorkerSlot& w);
     void send_drain(WorkerSlot& w);

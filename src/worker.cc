@@ -297,6 +297,10 @@ namespace {
 int worker_main(const Options& o)
 {
     signal(SIGPIPE, SIG_IGN);
+    // Only the parent decides when a worker drains (its drain message): `pkill sniproxyd` or a
+    // stray SIGTERM must not cut a worker's connections. The parent drains them all instead.
+    for (int sig : { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 })
+        signal(sig, SIG_IGN);
     prctl(PR_SET_NAME, "sniproxyd-wrk"); // exec via /proc/self/exe would show as "exe"
     log_set_verbosity(o.verbosity);
     const int channel = o.worker.channel_fd;

@@ -39,8 +39,13 @@ struct WorkerSlot {
     bool superseded = false; // killed by a rollover before it was ready
     bool waiting_for_room = false; // a send found the channel full; skipped until it has room
     bool violated = false; // broke the protocol: being replaced, nothing more is read from it
+    bool broken = false; // its channel failed for good: no more connections, replaced on exit
     std::int64_t started_ns = 0;
     std::int64_t drain_deadline_ns = 0; // when draining: killed if still alive then
+    // Log records per second, so that a hijacked worker cannot flood the log.
+    std::int64_t log_window_ns = 0;
+    std::uint32_t log_records = 0;
+    std::uint64_t log_suppressed = 0;
 };
 using WorkerList = std::vector<std::unique_ptr<WorkerSlot>>;
 

@@ -114,9 +114,35 @@ TEST_CASE("a full channel is skipped until it has room; a broken one gets nothin
     channel_of(b).fail_with = EPIPE;
     channel_of(a).fail_with = EPIPE;
     CHECK_FALSE(r.give(1));
-    CHECK_FALSE(a.ready);
-    CHECK_FALSE(b.ready);
+    CHECK(a.broken);
+    CHECK(b.broken);
+    CHECK(a.inflight == 1); // what they hold stays theirs until they exit
     CHECK(r.d.pending() == 1); // nothing dropped
+    CHECK(r.d.least_loaded() == nullptr);
+}
+
+TEST_CASE("too many descriptors in flight (ETOOMANYREFS) is transient: kept, paused, retried")
+{
+    // The outage of issue 11: workers briefly stopped, the kernel refused more descriptors in
+    // flight, every worker was retired for good and nothing was accepted again.
+    Rig r;
+    WorkerSlot& a = r.add(0);
+    WorkerSlot& b = r.add(0);
+    channel_of(a).fail_with = ETOOMANYREFS;
+    channel_of(b).fail_with = ETOOMANYREFS;
+    CHECK_FALSE(r.give(3));
+    CHECK(r.d.pending() == 3);
+    CHECK_FALSE(a.broken);
+    CHECK_FALSE(b.broken);
+    CHECK(a.ready);
+    CHECK_FALSE(r.d.wants_accepting()); // the kernel backlog holds new clients meanwhile
+    CHECK(r.d.paused_until_ns() > 0);
+    channel_of(a).fail_with = 0;
+    channel_of(b).fail_with = 0;
+    r.d.resume();
+    CHECK(r.d.pending() == 0);
+    CHECK(a.inflight + b.inflight == 3);
+    CHECK(r.d.wants_accepting());
 }
 
 TEST_CASE("kernel memory shortage pauses for a second, keeping the connections")

@@ -232,6 +232,45 @@ TEST_CASE("a worker that breaks the protocol is logged and replaced")
     CHECK(r.workers[0]->pid != pid);
 }
 
+TEST_CASE("a rollover never kills a worker that holds connections; it drains within the grace")
+{
+    Rig r(1);
+    r.all_ready();
+    WorkerSlot& w = *r.workers[0];
+    auto batch = connections(2);
+    REQUIRE(r.d.hand_over(batch));
+    w.ready = false; // as after a failed hand-over in the old code, or a worker not yet ready
+    r.s.rollover();
+    CHECK_FALSE(r.spawner.killed(w.pid));
+    CHECK(w.draining);
+    LogCapture log;
+    r.clock.advance_ms(13'000); // grace 10 s + the 2 s margin
+    r.s.tick();
+    CHECK(r.spawner.killed(w.pid));
+    r.s.child_exited(w.pid, killed_9);
+    CHECK(log.has(LogLevel::err, "2 of its connections lost"));
+}
+
+TEST_CASE("a flood of log records is cut at the limit per second and the excess reported")
+{
+    Rig r(1);
+    r.all_ready();
+    WorkerSlot& w = *r.workers[0];
+    LogCapture log;
+    const auto record = encode(LogMsg { LogLevel::info, "client=x result=ok" });
+    for (std::uint32_t i = 0; i < Supervisor::max_records_per_second + 500; i++)
+        REQUIRE(r.say(w, record));
+    std::size_t written = 0;
+    for (auto& [level, text] : log.lines)
+        written += text.find("client=x") != std::string::npos;
+    CHECK(written == Supervisor::max_records_per_second);
+    r.clock.advance_ms(1'000);
+    r.s.tick();
+    CHECK(log.has(LogLevel::err, "500 log record(s) suppressed"));
+    CHECK(r.say(w, record)); // a new second: records pass again
+    CHECK(log.lines.back().second.find("client=x") != std::string::npos);
+}
+
 TEST_CASE("well-formed messages are accepted: logs pass through escaped, counts are applied")
 {
     Rig r(1);

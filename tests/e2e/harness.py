@@ -313,7 +313,7 @@ class RawBackend:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         staging = _staging()
         self.listener.bind(staging)
-        self.listener.listen(128)
+        self.listener.listen(4096)  # room for the bursts of handover_test
         self.listener.settimeout(0.05)
         _place(staging, path)
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
