@@ -214,7 +214,7 @@ void Parent::upgrade()
     for (const UniqueFd& l : listeners_)
         fds.push_back(l.get());
     upgrade_child_ = spawn({ invocation_.exe, invocation_.args, fds, true,
-        { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) } });
+        { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) }, /* isolate */ false });
     if (upgrade_child_ < 0)
         logf(LogLevel::err, "SIGUSR2: cannot start %s: %s", invocation_.exe.c_str(),
             std::strerror(errno));

@@ -279,7 +279,7 @@ namespace {
                        std::strerror(errno)),
                    false;
         }
-        if (!set_no_new_privs(error) || !load_worker_seccomp(error))
+        if (!set_no_new_privs(error) || !restrict_worker(&error) || !load_worker_seccomp(error))
             return logf(LogLevel::err, "worker: %s", error.c_str()), false;
         return true;
     }

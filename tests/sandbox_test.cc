@@ -10,6 +10,9 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -320,16 +323,8 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
             connect(fd, reinterpret_cast<sockaddr*>(&relative), sizeof relative) == 0
                 || errno == EINPROGRESS,
             "connect");
-        int so_error = -1;
-        socklen_t len = sizeof so_error;
-        child_check(out,
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error == 0,
-            "getsockopt(SO_ERROR)");
-        const int size = 65536;
-        child_check(
-            out, setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) == 0, "setsockopt");
         sockaddr_un name {};
-        len = sizeof name;
+        socklen_t len = sizeof name;
         child_check(
             out, getpeername(fd, reinterpret_cast<sockaddr*>(&name), &len) == 0, "getpeername");
         len = sizeof name;
@@ -408,6 +403,12 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
         child_check(out, page != MAP_FAILED, "mmap(PROT_READ|PROT_WRITE)");
         child_check(out, mprotect(page, 4096, PROT_READ) == 0, "mprotect(PROT_READ)");
         child_check(out, madvise(page, 4096, MADV_DONTNEED) == 0, "madvise");
+        static int futex_word = 0;
+        child_check(out,
+            syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0) >= 0,
+            "futex(FUTEX_WAKE_PRIVATE)");
+        struct sigaction current {};
+        child_check(out, sigaction(SIGPIPE, nullptr, &current) == 0, "rt_sigaction (query)");
         child_check(out, munmap(page, 4096) == 0, "munmap");
 
         // The splice fast path.
@@ -480,6 +481,31 @@ TEST_CASE("the allowlist kills the worker on anything else", "[sandbox][seccomp]
         { "chdir", [] { syscall(SYS_chdir, "/"); } },
         { "unlink", [] { unlinkat(AT_FDCWD, "x", 0); } },
         { "kill", [] { syscall(SYS_kill, 1, 0); } },
+        // Socket options reach TCP_ULP, SO_ATTACH_FILTER...: no worker code needs them.
+        { "getsockopt",
+            [] {
+                int v;
+                socklen_t len = sizeof v;
+                getsockopt(0, SOL_SOCKET, SO_ERROR, &v, &len);
+            } },
+        { "setsockopt(TCP_ULP)", [] { setsockopt(0, IPPROTO_TCP, TCP_ULP, "tls", 3); } },
+        { "madvise(MADV_MERGEABLE)", [] { madvise(page, sizeof page, MADV_MERGEABLE); } },
+        { "futex(FUTEX_LOCK_PI)",
+            [] {
+                static int word = 0;
+                syscall(SYS_futex, &word, FUTEX_LOCK_PI_PRIVATE, 0, nullptr, nullptr, 0);
+            } },
+        { "mremap(MREMAP_FIXED)",
+            [] { syscall(SYS_mremap, page, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
+                    reinterpret_cast<void*>(std::uintptr_t { 1 } << 40)); } },
+#ifndef WITH_SANITIZERS // sanitizer runtimes install handlers late
+        { "rt_sigaction(new handler)",
+            [] {
+                struct sigaction a {};
+                a.sa_handler = SIG_IGN;
+                sigaction(SIGUSR1, &a, nullptr);
+            } },
+#endif
         { "tgkill of another signal", [] { syscall(SYS_tgkill, getpid(), getpid(), SIGTERM); } },
 #ifndef WITH_SANITIZERS // sanitizer builds let their runtime open /proc/self/maps
         { "openat", [] { syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY); } },
