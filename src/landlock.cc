@@ -131,6 +131,10 @@ LandlockPlan plan_parent_landlock(int abi, const ParentPaths& paths)
     LandlockPlan plan = base_plan(abi);
     if (plan.abi == 0)
         return plan;
+    // Not signals: an upgraded parent restricts itself one layer deeper and must still tell
+    // the old parent (outside its new domain) to drain. Abstract sockets stay scoped; if a
+    // service manager's NOTIFY_SOCKET is ever used, it is abstract: drop the scope then.
+    plan.scoped &= ~static_cast<std::uint64_t>(LANDLOCK_SCOPE_SIGNAL);
     // Its directory, not the file: an upgrade replaces the binary (a new inode) in place.
     plan.rules.push_back({ dirname_of(paths.executable), fs_exec });
     // The dynamic loader, its cache and the libraries of every exec'd worker and new parent.

@@ -45,7 +45,7 @@ struct ParentPaths {
 // The parent: execute and read its binary's directory and the shared libraries, read the
 // hosts directory's parent (so a swapped hosts symlink stays readable), write the pid file,
 // read and write /dev/null, read the few /etc files a new parent reads on SIGUSR2; no TCP bind
-// or connect (its listeners are bound already); scoped like the workers.
+// or connect (its listeners are bound already); abstract Unix sockets scoped, signals not.
 LandlockPlan plan_parent_landlock(int abi, const ParentPaths& paths);
 
 // "net, scope, fs" (the protections a plan puts in force), or "" when it has none.

@@ -15,6 +15,8 @@
 #include <sys/ioctl.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <utility>
 
 namespace sniproxy {
 
@@ -195,7 +198,7 @@ namespace {
     // and SIGTERM). Workers and upgraded parents are exec'd under it, so it also covers
     // exec, the dynamic loader and a worker's own jailing up to its filter, and it is a
     // superset of the worker's list (a worker runs under both). What it keeps out: new
-    // network sockets, bind/listen, socket options, ptrace, bpf, io_uring, namespaces,
+    // network sockets, bind/listen, most socket options, ptrace, bpf, io_uring, namespaces,
     // mounts, modules, keyrings, perf, file creation and changes other than the pid file.
     // clang-format off
     constexpr const char* parent_syscalls[] = {
@@ -231,6 +234,21 @@ namespace {
         // syslog's datagram socket, the workers' channels and their backend connections.
         if (!allow(ctx, "socket", { arg(0, SCMP_CMP_EQ, AF_UNIX) }, error))
             return false;
+        // An upgraded parent adopts the listeners under this filter: it asks SO_ACCEPTCONN
+        // and sets the options accepted sockets inherit. Nothing else (no TCP_ULP, no
+        // SO_ATTACH_FILTER on a client's socket).
+        if (!allow(ctx, "getsockopt", { arg(1, SCMP_CMP_EQ, SOL_SOCKET) }, error))
+            return false;
+        const std::pair<int, int> options[] = { { SOL_SOCKET, SO_KEEPALIVE },
+            { SOL_SOCKET, SO_REUSEADDR }, { IPPROTO_TCP, TCP_NODELAY }, { IPPROTO_TCP, TCP_KEEPIDLE },
+            { IPPROTO_TCP, TCP_KEEPINTVL }, { IPPROTO_TCP, TCP_KEEPCNT },
+            { IPPROTO_IPV6, IPV6_V6ONLY } };
+        for (auto [level, name] : options)
+            if (!allow(ctx, "setsockopt",
+                    { arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(level)),
+                        arg(2, SCMP_CMP_EQ, static_cast<scmp_datum_t>(name)) },
+                    error))
+                return false;
         for (const char* name : { "fcntl", "fcntl64" })
             for (int cmd : { F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC })
                 if (!allow(

@@ -91,6 +91,7 @@ TEST_CASE("the parent's ruleset names its binary, libraries, pid file and hosts 
     CHECK(access_of("/etc") == 0); // so not /etc/shadow, not /etc/cron.d
     CHECK(access_of("/") == 0);
     CHECK(plan.handled_net == 0x3);
+    CHECK(plan.scoped == 0x1); // abstract sockets only: an upgraded parent signals the old one
 }
 
 TEST_CASE("the worker ruleset holds on this kernel", "[landlock]")
