@@ -7,6 +7,7 @@
 #include "channel.h"
 #include "fd.h"
 #include "sandbox.h"
+#include "spawn.h"
 
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -15,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -755,4 +757,51 @@ TEST_CASE("parent_drop_capabilities keeps exactly four capabilities", "[sandbox]
         CHECK(status_field(*proc, "CapAmb") == "0000000000000000");
         CHECK(status_field(*proc, "NoNewPrivs") == "1");
     }
+}
+
+TEST_CASE("a confined parent still starts programs from its own directory, and little else",
+    "[sandbox][parent]")
+{
+    TempDir dir;
+    const std::string exe = running_executable();
+    REQUIRE(!exe.empty());
+    Pipe report;
+    const int status = run_child([&] {
+        const int out = report.write_end.get();
+        std::string error;
+        if (!confine_parent(exe, dir.path, "", &error))
+            child_fail(out, "confine_parent: " + error);
+        // What the parent needs: channels, and exec of its own binary (workers, SIGUSR2).
+        int sv[2];
+        child_check(out, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        const int self_exec = fork_and_wait([&] {
+            const int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, STDOUT_FILENO);
+            execl("/proc/self/exe", "sandbox_test", "--help", static_cast<char*>(nullptr));
+            return 126;
+        });
+        child_check(out, WIFEXITED(self_exec) && WEXITSTATUS(self_exec) == 0, "exec of itself");
+        // What it must not: new network sockets, ptrace, bpf (seccomp, EPERM) ...
+        child_check(out, socket(AF_INET, SOCK_STREAM, 0) < 0 && errno == EPERM, "no TCP socket");
+        child_check(out, socket(AF_INET6, SOCK_DGRAM, 0) < 0 && errno == EPERM, "no UDP socket");
+        child_check(out, syscall(SYS_ptrace, 0 /* TRACEME */, 0, 0, 0) < 0 && errno == EPERM, "no ptrace");
+        child_check(out, syscall(SYS_bpf, 0, nullptr, 0) < 0 && errno == EPERM, "no bpf");
+        child_check(out, syscall(SYS_unshare, CLONE_NEWNET) < 0 && errno == EPERM, "no unshare");
+        // ... and, where the kernel has Landlock, files outside its short list.
+        if (syscall(SYS_landlock_create_ruleset, nullptr, 0, 1) > 0) {
+            child_check(out, open("/etc/hostname", O_RDONLY) < 0 && errno == EACCES, "no /etc");
+            child_check(out,
+                open((dir.path + "/../sniproxyd-test-new").c_str(), O_CREAT | O_WRONLY, 0644) < 0,
+                "no new files");
+            const int other_exec = fork_and_wait([&] {
+                execl("/bin/true", "true", static_cast<char*>(nullptr));
+                return errno == EACCES ? 0 : 1;
+            });
+            child_check(out, WIFEXITED(other_exec) && WEXITSTATUS(other_exec) == 0, "no /bin/true");
+        }
+        return 0;
+    });
+    report.write_end.reset();
+    INFO("child " << describe(status) << "; it reported: " << read_all(report.read_end.get()));
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }
