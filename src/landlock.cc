@@ -83,8 +83,8 @@ int landlock_abi()
     if (const char* forced = std::getenv("SNIPROXYD_REDTEAM_LANDLOCK_ABI"))
         return std::atoi(forced);
 #endif
-    const long abi = syscall(
-        __NR_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    const long abi
+        = syscall(__NR_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
     return abi > 0 ? static_cast<int>(abi) : 0;
 }
 
@@ -141,11 +141,11 @@ LandlockPlan plan_parent_landlock(int abi, const ParentPaths& paths)
     for (const char* dir : { "/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib" })
         plan.rules.push_back({ dir, fs_exec | LANDLOCK_ACCESS_FS_READ_DIR });
     // A new parent (SIGUSR2) resolves the worker user and formats syslog times.
-    for (const char* file : { "/etc/ld.so.cache", "/etc/passwd", "/etc/group",
-             "/etc/nsswitch.conf", "/etc/localtime" })
+    for (const char* file :
+        { "/etc/ld.so.cache", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/localtime" })
         plan.rules.push_back({ file, LANDLOCK_ACCESS_FS_READ_FILE });
-    plan.rules.push_back({ "/dev/null",
-        LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE });
+    plan.rules.push_back(
+        { "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE });
     // The tree the hosts symlink lives in, so `ln -sfn hosts.new hosts` stays readable.
     plan.rules.push_back({ paths.hosts_dir, fs_read });
     plan.rules.push_back({ dirname_of(paths.hosts_dir), fs_read });
@@ -182,8 +182,8 @@ bool apply_landlock(const LandlockPlan& plan, std::string* err)
     if (plan.abi <= 0)
         return true;
     const RulesetAttr attr { plan.handled_fs, plan.handled_net, plan.scoped };
-    UniqueFd ruleset(static_cast<int>(
-        syscall(__NR_landlock_create_ruleset, &attr, attr_size(plan.abi), 0)));
+    UniqueFd ruleset(
+        static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, attr_size(plan.abi), 0)));
     if (!ruleset) {
         *err = errno_message("landlock_create_ruleset", errno);
         return false;

@@ -33,14 +33,15 @@ namespace {
         const int on = 1;
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepalive_idle_s, sizeof keepalive_idle_s);
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive_interval_s, sizeof keepalive_interval_s);
+        setsockopt(
+            fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive_interval_s, sizeof keepalive_interval_s);
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepalive_probes, sizeof keepalive_probes);
     }
 
     // TCP_NODELAY and keepalive. Accepted sockets inherit both from the listener on Linux,
-    // which saves the worker a system call per connection. The hello and everything after it are sent as
-    // soon as they arrive: Nagle's delay would only add latency to a relay. (Fails harmlessly
-    // on a non-TCP socket handed to us.)
+    // which saves the worker a system call per connection. The hello and everything after it are
+    // sent as soon as they arrive: Nagle's delay would only add latency to a relay. (Fails
+    // harmlessly on a non-TCP socket handed to us.)
     void set_client_options(int fd)
     {
         const int one = 1;

@@ -214,8 +214,8 @@ bool restrict_worker(std::string* err)
     const rlimit zero {};
     for (int resource : { RLIMIT_NPROC, RLIMIT_FSIZE }) {
         if (setrlimit(resource, &zero) != 0) {
-            *err = errno_message(
-                resource == RLIMIT_NPROC ? "restrict_worker: RLIMIT_NPROC" : "restrict_worker: RLIMIT_FSIZE",
+            *err = errno_message(resource == RLIMIT_NPROC ? "restrict_worker: RLIMIT_NPROC"
+                                                          : "restrict_worker: RLIMIT_FSIZE",
                 errno);
             return false;
         }
@@ -251,7 +251,8 @@ bool confine_parent(const std::string& executable, const std::string& hosts_dir,
             *err = "confine_parent: " + *err;
             return false;
         }
-        logf(LogLevel::warning, "confine_parent: %s (keeping the inherited rulesets)", err->c_str());
+        logf(
+            LogLevel::warning, "confine_parent: %s (keeping the inherited rulesets)", err->c_str());
     }
     if (!load_parent_seccomp(err)) {
         *err = "confine_parent: " + *err;

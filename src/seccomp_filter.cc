@@ -10,13 +10,13 @@
 #include "seccomp_filter.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <linux/futex.h>
 #include <sys/mman.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -98,8 +98,7 @@ namespace {
     {
         const int nr = seccomp_syscall_resolve_name(name);
         if (nr == __NR_SCMP_ERROR) {
-            error = std::string("seccomp: unknown syscall name \"") + name
-                + "\" in the allowlist";
+            error = std::string("seccomp: unknown syscall name \"") + name + "\" in the allowlist";
             return false;
         }
         if (nr < 0) // a pseudo number: this syscall is not on the running architecture
@@ -172,9 +171,9 @@ namespace {
                 { arg(3, SCMP_CMP_MASKED_EQ, ~static_cast<scmp_datum_t>(MREMAP_MAYMOVE), 0) },
                 error))
             return false;
-        // Handlers are set before the filter (workers add no signal events, so libevent never
-        // restores one; strace under load shows no call): only queries (act == NULL) remain.
-        // Sanitizer builds install their death handlers late, so they keep it whole.
+            // Handlers are set before the filter (workers add no signal events, so libevent never
+            // restores one; strace under load shows no call): only queries (act == NULL) remain.
+            // Sanitizer builds install their death handlers late, so they keep it whole.
 #ifdef WITH_SANITIZERS
         if (!allow(ctx, "rt_sigaction", {}, error))
             return false;
@@ -240,9 +239,9 @@ namespace {
         if (!allow(ctx, "getsockopt", { arg(1, SCMP_CMP_EQ, SOL_SOCKET) }, error))
             return false;
         const std::pair<int, int> options[] = { { SOL_SOCKET, SO_KEEPALIVE },
-            { SOL_SOCKET, SO_REUSEADDR }, { IPPROTO_TCP, TCP_NODELAY }, { IPPROTO_TCP, TCP_KEEPIDLE },
-            { IPPROTO_TCP, TCP_KEEPINTVL }, { IPPROTO_TCP, TCP_KEEPCNT },
-            { IPPROTO_IPV6, IPV6_V6ONLY } };
+            { SOL_SOCKET, SO_REUSEADDR }, { IPPROTO_TCP, TCP_NODELAY },
+            { IPPROTO_TCP, TCP_KEEPIDLE }, { IPPROTO_TCP, TCP_KEEPINTVL },
+            { IPPROTO_TCP, TCP_KEEPCNT }, { IPPROTO_IPV6, IPV6_V6ONLY } };
         for (auto [level, name] : options)
             if (!allow(ctx, "setsockopt",
                     { arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(level)),

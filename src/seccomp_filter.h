@@ -1,5 +1,5 @@
-// seccomp_filter.h: the worker's and the parent's libseccomp allowlists, kept apart from the jail and
-// capability code in sandbox.cc so the list of syscalls can be read and reviewed on its own.
+// seccomp_filter.h: the worker's and the parent's libseccomp allowlists, kept apart from the jail
+// and capability code in sandbox.cc so the list of syscalls can be read and reviewed on its own.
 #pragma once
 
 #include <string>

@@ -45,7 +45,7 @@ namespace {
     // SIGPIPE, which exec would keep) must not reach the new program.
     void reset_signals()
     {
-        struct sigaction dfl {};
+        struct sigaction dfl { };
         dfl.sa_handler = SIG_DFL;
         sigemptyset(&dfl.sa_mask);
         for (int sig = 1; sig < NSIG; sig++)

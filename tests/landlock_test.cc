@@ -76,8 +76,8 @@ TEST_CASE("a worker may only read under its directory", "[landlock]")
 
 TEST_CASE("the parent's ruleset names its binary, libraries, pid file and hosts tree", "[landlock]")
 {
-    const LandlockPlan plan
-        = plan_parent_landlock(7, { "/usr/sbin/sniproxyd", "/etc/sniproxyd/hosts", "/run/sniproxyd.pid" });
+    const LandlockPlan plan = plan_parent_landlock(
+        7, { "/usr/sbin/sniproxyd", "/etc/sniproxyd/hosts", "/run/sniproxyd.pid" });
     auto access_of = [&](const std::string& path) {
         for (const LandlockPathRule& r : plan.rules)
             if (r.path == path)
@@ -142,19 +142,22 @@ TEST_CASE("the worker ruleset holds on this kernel", "[landlock]")
             a.sun_family = AF_UNIX;
             const char name[] = "sniproxyd-landlock-test";
             std::memcpy(a.sun_path + 1, name, sizeof name - 1);
-            const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + sizeof name);
+            const socklen_t len
+                = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + sizeof name);
             REQUIRE(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), len) == 0);
             REQUIRE(listen(listener.get(), 1) == 0);
             CHECK(in_child([&] {
                 UniqueFd s(socket(AF_UNIX, SOCK_STREAM, 0));
-                return restrict_to(dir) && connect(s.get(), reinterpret_cast<sockaddr*>(&a), len) != 0
+                return restrict_to(dir)
+                    && connect(s.get(), reinterpret_cast<sockaddr*>(&a), len) != 0
                     && errno == EPERM;
             }) == 0);
         }
         SECTION("no signal to a process outside the domain")
         {
             const pid_t me = getpid();
-            CHECK(in_child([&] { return restrict_to(dir) && kill(me, 0) != 0 && errno == EPERM; }) == 0);
+            CHECK(in_child([&] { return restrict_to(dir) && kill(me, 0) != 0 && errno == EPERM; })
+                == 0);
         }
     }
     std::system(("rm -rf " + dir).c_str());

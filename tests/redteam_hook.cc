@@ -58,7 +58,8 @@ namespace {
         fcntl(client_fd, F_SETFL, flags & ~O_NONBLOCK);
         sockaddr_in to {};
         to.sin_family = AF_INET;
-        to.sin_port = htons(static_cast<uint16_t>(std::atoi(setting("SNIPROXYD_REDTEAM_PORT").c_str())));
+        to.sin_port
+            = htons(static_cast<uint16_t>(std::atoi(setting("SNIPROXYD_REDTEAM_PORT").c_str())));
         to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         if (connect(client_fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)
             return outcome(name, -1, "connect(127.0.0.1)");
@@ -71,8 +72,10 @@ namespace {
         sockaddr_un sun {};
         sun.sun_family = AF_UNIX;
         const std::size_t off = abstract ? 1 : 0; // abstract: a leading NUL, no file
-        std::memcpy(sun.sun_path + off, path.data(), std::min(path.size(), sizeof sun.sun_path - 1 - off));
-        const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + off + path.size());
+        std::memcpy(
+            sun.sun_path + off, path.data(), std::min(path.size(), sizeof sun.sun_path - 1 - off));
+        const socklen_t len
+            = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + off + path.size());
         if (connect(fd, reinterpret_cast<sockaddr*>(&sun), len) != 0)
             return outcome(name, -1, "connect");
         outcome(name, write(fd, "pwned\n", 6), "connect+write");
@@ -106,7 +109,9 @@ bool redteam_attack(std::string_view sni, int client_fd)
     else if (name == "fork")
         outcome(name, fork(), "fork");
     else if (name == "ptrace")
-        outcome(name, ptrace(PTRACE_ATTACH, std::atoi(setting("SNIPROXYD_REDTEAM_TARGET").c_str()), 0, 0), "ptrace");
+        outcome(name,
+            ptrace(PTRACE_ATTACH, std::atoi(setting("SNIPROXYD_REDTEAM_TARGET").c_str()), 0, 0),
+            "ptrace");
     else if (name == "bpf")
         outcome(name, syscall(SYS_bpf, 0, nullptr, 0), "bpf");
     else if (name == "io-uring")
@@ -120,7 +125,9 @@ bool redteam_attack(std::string_view sni, int client_fd)
         for (int fd = 0; fd <= 2; fd++)
             if (write(fd, forged, sizeof forged - 1) < 0)
                 return outcome(name, -1, "write"), true;
-        report(name, false, "write to fds 0-2 returned, bytes went to /dev/null unless the daemon's output shows them");
+        report(name, false,
+            "write to fds 0-2 returned, bytes went to /dev/null unless the daemon's output shows "
+            "them");
     } else if (name == "log-flood") {
         for (int i = 0; i < 100000; i++)
             logf(LogLevel::notice, "redteam: flood %d", i);

@@ -409,7 +409,7 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
         child_check(out,
             syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0) >= 0,
             "futex(FUTEX_WAKE_PRIVATE)");
-        struct sigaction current {};
+        struct sigaction current { };
         child_check(out, sigaction(SIGPIPE, nullptr, &current) == 0, "rt_sigaction (query)");
         child_check(out, munmap(page, 4096) == 0, "munmap");
 
@@ -498,12 +498,14 @@ TEST_CASE("the allowlist kills the worker on anything else", "[sandbox][seccomp]
                 syscall(SYS_futex, &word, FUTEX_LOCK_PI_PRIVATE, 0, nullptr, nullptr, 0);
             } },
         { "mremap(MREMAP_FIXED)",
-            [] { syscall(SYS_mremap, page, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
-                    reinterpret_cast<void*>(std::uintptr_t { 1 } << 40)); } },
+            [] {
+                syscall(SYS_mremap, page, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
+                    reinterpret_cast<void*>(std::uintptr_t { 1 } << 40));
+            } },
 #ifndef WITH_SANITIZERS // sanitizer runtimes install handlers late
         { "rt_sigaction(new handler)",
             [] {
-                struct sigaction a {};
+                struct sigaction a { };
                 a.sa_handler = SIG_IGN;
                 sigaction(SIGUSR1, &a, nullptr);
             } },
@@ -773,7 +775,8 @@ TEST_CASE("a confined parent still starts programs from its own directory, and l
             child_fail(out, "confine_parent: " + error);
         // What the parent needs: channels, and exec of its own binary (workers, SIGUSR2).
         int sv[2];
-        child_check(out, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        child_check(
+            out, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
         const int self_exec = fork_and_wait([&] {
             const int devnull = open("/dev/null", O_WRONLY);
             dup2(devnull, STDOUT_FILENO);
@@ -784,7 +787,8 @@ TEST_CASE("a confined parent still starts programs from its own directory, and l
         // What it must not: new network sockets, ptrace, bpf (seccomp, EPERM) ...
         child_check(out, socket(AF_INET, SOCK_STREAM, 0) < 0 && errno == EPERM, "no TCP socket");
         child_check(out, socket(AF_INET6, SOCK_DGRAM, 0) < 0 && errno == EPERM, "no UDP socket");
-        child_check(out, syscall(SYS_ptrace, 0 /* TRACEME */, 0, 0, 0) < 0 && errno == EPERM, "no ptrace");
+        child_check(
+            out, syscall(SYS_ptrace, 0 /* TRACEME */, 0, 0, 0) < 0 && errno == EPERM, "no ptrace");
         child_check(out, syscall(SYS_bpf, 0, nullptr, 0) < 0 && errno == EPERM, "no bpf");
         child_check(out, syscall(SYS_unshare, CLONE_NEWNET) < 0 && errno == EPERM, "no unshare");
         // ... and, where the kernel has Landlock, files outside its short list.
