@@ -222,6 +222,13 @@ bool restrict_worker(std::string* err)
     }
     // "." is the hosts directory: the chroot's root, or the directory chdir'ed into.
     if (!apply_landlock(plan_worker_landlock(landlock_abi(), "."), err)) {
+        // 16 layers at most: after many SIGUSR2 upgrades the parent's layers (no TCP, no
+        // files outside its list) are what a worker keeps, rather than not starting at all.
+        if (errno == E2BIG) {
+            logf(LogLevel::warning, "restrict_worker: %s (keeping the parent's rulesets)",
+                err->c_str());
+            return true;
+        }
         *err = "restrict_worker: " + *err;
         return false;
     }
