@@ -71,6 +71,8 @@ namespace {
         // (LeakSanitizer is turned off once sandboxed: see sandbox.cc.)
         "sigaltstack", "readlink", "readlinkat", "open", "openat", "prctl",
         "sched_yield",
+        // Their allocators: MADV_NOHUGEPAGE, MADV_DONTDUMP, ...; their own locks.
+        "madvise", "futex", "mremap",
 #endif
     };
     // clang-format on
@@ -222,6 +224,9 @@ namespace {
         "capget", "capset", "setgroups", "setresuid", "setresgid", "setuid", "setgid",
         "seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
         "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
+#ifdef WITH_SANITIZERS
+        "ptrace", // LeakSanitizer's exit-time check stops the parent's threads with it
+#endif
     };
     // clang-format on
 
