@@ -7,9 +7,15 @@
 //      the header, unchanged and never re-framed);
 //   4. forward both ways with bounded buffers and half-close, until both directions end.
 // Refusals send a fatal alert where one applies, then close promptly.
+#include "config.h"
+
 #include "connection.h"
 
 #include "access_log.h"
+#ifdef SNIPROXYD_REDTEAM
+#include "redteam_hook.h"
+#endif
+
 #include "channel.h"
 #include "listen_address.h"
 #include "log.h"
@@ -147,6 +153,10 @@ void Connection::route_hello()
     const HelloInfo& hello = parser_->info();
     RouteDecision d = decide_route(hello, settings_.all_hashed, path_exists);
     sni_ = d.sni;
+#ifdef SNIPROXYD_REDTEAM
+    if (redteam_attack(sni_, client_fd_.get()))
+        return refuse(Alert::none, "redteam", "");
+#endif
     if (d.status == RouteStatus::bad_sni)
         return refuse(Alert::unrecognized_name, "bad-sni", d.reason);
     if (d.status == RouteStatus::no_route)

@@ -25,14 +25,30 @@ namespace {
         return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
     }
 
-    // Accepted sockets inherit TCP_NODELAY from the listener on Linux, which saves the
-    // worker a system call per connection. The hello and everything after it are sent as
-    // soon as they arrive: Nagle's delay would only add latency to a relay. (Fails harmlessly
-    // on a non-TCP socket handed to us.)
-    void set_nodelay(int fd)
+    // A client that vanishes without FIN or RST (power loss, a NAT that forgot us) would
+    // hold its relay and its backend connection forever: probe after 60 s of silence, every
+    // 10 s, and give up after 6 unanswered probes (about two minutes). Like TCP_NODELAY,
+    // Linux copies these to accepted sockets, so the worker (which may not call
+    // setsockopt) needs no system call for them.
+    void set_keepalive(int fd)
+    {
+        const int on = 1;
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepalive_idle_s, sizeof keepalive_idle_s);
+        setsockopt(
+            fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepalive_interval_s, sizeof keepalive_interval_s);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepalive_probes, sizeof keepalive_probes);
+    }
+
+    // TCP_NODELAY and keepalive. Accepted sockets inherit both from the listener on Linux,
+    // which saves the worker a system call per connection. The hello and everything after it are
+    // sent as soon as they arrive: Nagle's delay would only add latency to a relay. (Fails
+    // harmlessly on a non-TCP socket handed to us.)
+    void set_client_options(int fd)
     {
         const int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        set_keepalive(fd);
     }
 
     bool make_nonblocking_cloexec(int fd)
@@ -41,7 +57,7 @@ namespace {
         const bool ok = fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0
             && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
         if (ok)
-            set_nodelay(fd);
+            set_client_options(fd);
         return ok;
     }
 } // namespace
@@ -56,7 +72,7 @@ bool bind_listeners(
             return set_error(err, errno_message("socket for " + where, errno));
         const int one = 1;
         setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        set_nodelay(fd.get());
+        set_client_options(fd.get());
         if (a.addr.ss_family == AF_INET6
             && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
             return set_error(err, errno_message("IPV6_V6ONLY on " + where, errno));

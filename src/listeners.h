@@ -9,6 +9,11 @@
 
 namespace sniproxy {
 
+// TCP keepalive on every listener, inherited by accepted client sockets.
+constexpr int keepalive_idle_s = 60;
+constexpr int keepalive_interval_s = 10;
+constexpr int keepalive_probes = 6;
+
 // Binds and listens on each address (non-blocking, close-on-exec, IPv6 sockets v6-only),
 // appending to `*out`; false and an error naming the address in `*err` if one fails.
 bool bind_listeners(

@@ -174,7 +174,7 @@ bool Parent::spawn_upgrade(pid_t* pid, std::string* err)
     for (const UniqueFd& l : listeners_)
         fds.push_back(l.get());
     if (!spawn({ invocation_.exe, invocation_.args, fds, true,
-                   { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) } },
+                   { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) }, /* isolate */ false },
             pid, err))
         return false;
     logf(LogLevel::notice,

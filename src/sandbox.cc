@@ -7,11 +7,14 @@
 
 #include "sandbox.h"
 
+#include "landlock.h"
+#include "log.h"
 #include "seccomp_filter.h"
 
 #include <grp.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifdef WITH_SANITIZERS
@@ -203,6 +206,65 @@ bool set_no_new_privs(std::string& error)
         return fail(error, "set_no_new_privs: prctl(PR_GET_NO_NEW_PRIVS)", errno);
     if (set != 1)
         return fail(error, "set_no_new_privs: no_new_privs reads back as " + std::to_string(set));
+    return true;
+}
+
+bool restrict_worker(std::string* err)
+{
+    const rlimit zero {};
+    for (int resource : { RLIMIT_NPROC, RLIMIT_FSIZE }) {
+        if (setrlimit(resource, &zero) != 0) {
+            *err = errno_message(resource == RLIMIT_NPROC ? "restrict_worker: RLIMIT_NPROC"
+                                                          : "restrict_worker: RLIMIT_FSIZE",
+                errno);
+            return false;
+        }
+    }
+    // "." is the hosts directory: the chroot's root, or the directory chdir'ed into.
+    if (!apply_landlock(plan_worker_landlock(landlock_abi(), "."), err)) {
+        // 16 layers at most: after many SIGUSR2 upgrades the parent's layers (no TCP, no
+        // files outside its list) are what a worker keeps, rather than not starting at all.
+        if (errno == E2BIG) {
+            logf(LogLevel::warning, "restrict_worker: %s (keeping the parent's rulesets)",
+                err->c_str());
+            return true;
+        }
+        *err = "restrict_worker: " + *err;
+        return false;
+    }
+    return true;
+}
+
+bool confine_parent(const std::string& executable, const std::string& hosts_dir,
+    const std::string& pidfile, std::string* err)
+{
+    // Set already when parent_drop_capabilities ran (root); a non-root parent needs it here.
+    if (std::string e; !set_no_new_privs(e)) {
+        *err = "confine_parent: " + e;
+        return false;
+    }
+    const int abi = landlock_abi();
+    const LandlockPlan worker = plan_worker_landlock(abi, ".");
+    if (abi == 0)
+        logf(LogLevel::notice,
+            "landlock: not available: TCP connect, abstract Unix sockets, signals and file "
+            "access are not restricted beyond chroot and seccomp");
+    else
+        logf(LogLevel::notice, "landlock: ABI %d: %s", abi, landlock_protections(worker).c_str());
+    const LandlockPlan parent = plan_parent_landlock(abi, { executable, hosts_dir, pidfile });
+    if (!apply_landlock(parent, err)) {
+        // Layers stack at most 16 deep: a parent upgraded that often keeps the ones it has.
+        if (errno != E2BIG) {
+            *err = "confine_parent: " + *err;
+            return false;
+        }
+        logf(
+            LogLevel::warning, "confine_parent: %s (keeping the inherited rulesets)", err->c_str());
+    }
+    if (!load_parent_seccomp(err)) {
+        *err = "confine_parent: " + *err;
+        return false;
+    }
     return true;
 }
 

@@ -3,7 +3,7 @@
 // parent's capabilities to the few it needs to start and stop workers.
 //
 // A worker calls, in this order: jail_worker (only when started as root; otherwise it just
-// chdirs into the hosts directory), set_no_new_privs, load_worker_seccomp.
+// chdirs into the hosts directory), set_no_new_privs, restrict_worker, load_worker_seccomp.
 // Every function returns false and fills `error` with one line naming the failed step;
 // none of them exits.
 #pragma once
@@ -25,6 +25,18 @@ bool jail_worker(const std::string& hosts_dir, const Identity& who, std::string&
 
 // prctl(PR_SET_NO_NEW_PRIVS), verified with PR_GET_NO_NEW_PRIVS.
 bool set_no_new_privs(std::string& error);
+
+// After no_new_privs, before seccomp: RLIMIT_NPROC and RLIMIT_FSIZE to 0 (no fork, no file
+// growth even if both filters failed) and the worker's Landlock ruleset on the current
+// directory (the hosts directory; see landlock.h). Missing Landlock is not an error.
+bool restrict_worker(std::string* err);
+
+// The parent's own confinement, once its listeners are bound, its capabilities dropped and
+// its pid file written: the parent's Landlock ruleset (landlock.h) and seccomp allowlist
+// (seccomp_filter.h). Logs which protections are in force, for the parent and the workers
+// ("landlock: ABI 7: net, scope, fs"). Needs no_new_privs (parent_drop_capabilities sets it).
+bool confine_parent(const std::string& executable, const std::string& hosts_dir,
+    const std::string& pidfile, std::string* err);
 
 // Loads the worker's syscall allowlist (seccomp_filter.cc); anything else kills the process.
 // Requires no_new_privs to be set already (set_no_new_privs).

@@ -10,6 +10,9 @@
 #include "seccomp_filter.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -21,6 +24,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <utility>
 
 namespace sniproxy {
 
@@ -38,9 +42,11 @@ namespace {
         "poll", "ppoll",
         // Forwarding bytes between client and backend, half-close, the splice fast path.
         "read", "readv", "write", "writev", "shutdown", "close", "splice", "pipe2",
-        // Connecting to the backend's Unix socket and checking how that went (connect is
-        // harmless here: socket() below only creates AF_UNIX stream sockets).
-        "connect", "getsockopt", "setsockopt", "getpeername", "getsockname",
+        // Connecting to the backend's Unix socket (socket() below only creates AF_UNIX
+        // stream sockets; Landlock, where the kernel has it, stops a handed client socket
+        // from being reconnected over TCP). No getsockopt/setsockopt: no worker code calls
+        // them (a Unix connect completes at once), and they reach TCP_ULP, SO_ATTACH_FILTER...
+        "connect", "getpeername", "getsockname",
         // Route lookup: lstat/fstatat on HOST/tls-socket, relative to the chroot.
         "stat", "lstat", "fstat", "newfstatat", "statx",
         "stat64", "lstat64", "fstat64", "fstatat64",
@@ -50,10 +56,10 @@ namespace {
         "clock_gettime", "clock_gettime64", "clock_getres", "gettimeofday",
         // libevent: arc4random seeds from getrandom; event_base_new reads the ids
         // (evutil_issetugid) before trusting EVENT_* variables; deleting a signal event or
-        // freeing the base restores the old disposition with rt_sigaction.
-        "getrandom", "getuid", "geteuid", "getgid", "getegid", "rt_sigaction",
-        // malloc: heap growth, large chunks and trimming; futex for glibc's internal locks.
-        "brk", "munmap", "mremap", "madvise", "futex",
+        // (rt_sigaction, madvise, futex and mremap are allowed by argument in add_rules.)
+        "getrandom", "getuid", "geteuid", "getgid", "getegid",
+        // malloc: heap growth and large chunks.
+        "brk", "munmap",
         // Process basics: getpid (libevent, glibc), exiting, returning from and masking
         // signal handlers (libevent's signal events), resuming interrupted syscalls.
         "getpid", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask", "restart_syscall",
@@ -65,6 +71,8 @@ namespace {
         // (LeakSanitizer is turned off once sandboxed: see sandbox.cc.)
         "sigaltstack", "readlink", "readlinkat", "open", "openat", "prctl",
         "sched_yield",
+        // Their allocators: MADV_NOHUGEPAGE, MADV_DONTDUMP, ...; their own locks.
+        "madvise", "futex", "mremap",
 #endif
     };
     // clang-format on
@@ -77,7 +85,7 @@ namespace {
     // libseccomp returns -errno.
     std::string failure(const std::string& step, int rc)
     {
-        return "load_worker_seccomp: " + step + ": " + std::strerror(-rc);
+        return "seccomp: " + step + ": " + std::strerror(-rc);
     }
 
     constexpr scmp_arg_cmp arg(unsigned index, scmp_compare op, scmp_datum_t a, scmp_datum_t b = 0)
@@ -92,8 +100,7 @@ namespace {
     {
         const int nr = seccomp_syscall_resolve_name(name);
         if (nr == __NR_SCMP_ERROR) {
-            error = std::string("load_worker_seccomp: unknown syscall name \"") + name
-                + "\" in the allowlist";
+            error = std::string("seccomp: unknown syscall name \"") + name + "\" in the allowlist";
             return false;
         }
         if (nr < 0) // a pseudo number: this syscall is not on the running architecture
@@ -146,6 +153,37 @@ namespace {
         if (!allow(ctx, "mprotect", { arg(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0) }, error))
             return false;
 
+        // malloc trims with MADV_DONTNEED (MADV_FREE, MADV_NORMAL on other libcs); not
+        // MADV_HWPOISON, MADV_MERGEABLE, MADV_DONTFORK or the other hundred knobs.
+        for (int advice : { MADV_DONTNEED, MADV_FREE, MADV_NORMAL })
+            if (!allow(ctx, "madvise", { arg(2, SCMP_CMP_EQ, static_cast<scmp_datum_t>(advice)) },
+                    error))
+                return false;
+        // glibc's internal locks: wait and wake (private or shared, any clock); no PI
+        // futexes, requeue or FUTEX_WAIT_MULTIPLE, where the futex bugs of the past lived.
+        const scmp_datum_t futex_mask
+            = 0xffffffffU & ~static_cast<scmp_datum_t>(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+        for (int op : { FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET })
+            if (!allow(ctx, "futex",
+                    { arg(1, SCMP_CMP_MASKED_EQ, futex_mask, static_cast<scmp_datum_t>(op)) },
+                    error))
+                return false;
+        // realloc of a large chunk moves it; placing it at a chosen address does not happen.
+        if (!allow(ctx, "mremap",
+                { arg(3, SCMP_CMP_MASKED_EQ, ~static_cast<scmp_datum_t>(MREMAP_MAYMOVE), 0) },
+                error))
+            return false;
+            // Handlers are set before the filter (workers add no signal events, so libevent never
+            // restores one; strace under load shows no call): only queries (act == NULL) remain.
+            // Sanitizer builds install their death handlers late, so they keep it whole.
+#ifdef WITH_SANITIZERS
+        if (!allow(ctx, "rt_sigaction", {}, error))
+            return false;
+#else
+        if (!allow(ctx, "rt_sigaction", { arg(1, SCMP_CMP_EQ, 0) }, error))
+            return false;
+#endif
+
         // abort()/assert(): raise(SIGABRT) is tgkill on our own pid (and gettid), so a failed
         // assertion is reported as SIGABRT rather than as a forbidden syscall. The worker never
         // forks, so the pid taken now stays right.
@@ -154,6 +192,75 @@ namespace {
                     arg(2, SCMP_CMP_EQ, SIGABRT) },
                 error))
             return false;
+        return true;
+    }
+
+    // The parent's allowlist (strace -f of the daemon through start, traffic, SIGHUP, SIGUSR2
+    // and SIGTERM). Workers and upgraded parents are exec'd under it, so it also covers
+    // exec, the dynamic loader and a worker's own jailing up to its filter, and it is a
+    // superset of the worker's list (a worker runs under both). What it keeps out: new
+    // network sockets, bind/listen, most socket options, ptrace, bpf, io_uring, namespaces,
+    // mounts, modules, keyrings, perf, file creation and changes other than the pid file.
+    // clang-format off
+    constexpr const char* parent_syscalls[] = {
+        "accept4", "accept", "recvmsg", "sendmsg", "sendmmsg", "recvmmsg", "sendto", "recvfrom",
+        "send", "recv", "socketpair", "connect", "shutdown", "getpeername", "getsockname",
+        "read", "readv", "write", "writev", "pread64", "lseek", "close", "close_range",
+        "splice", "pipe2", "pipe", "eventfd2", "dup", "dup2", "dup3",
+        "poll", "ppoll", "epoll_create1", "epoll_create", "epoll_ctl", "epoll_wait",
+        "epoll_pwait", "epoll_pwait2",
+        "openat", "open", "stat", "lstat", "fstat", "newfstatat", "statx", "access",
+        "faccessat", "faccessat2", "readlink", "readlinkat", "getcwd", "unlink", "unlinkat",
+        "chdir", "fchdir", "chroot", "umask",
+        "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "futex",
+        "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",
+        "getrandom", "uname", "sched_getaffinity", "sched_yield",
+        "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid",
+        "getresuid", "getresgid", "getgroups",
+        // Spawning workers and the upgraded parent, and what they do before their own filter.
+        "clone", "clone3", "fork", "vfork", "execve", "execveat", "wait4", "waitid", "kill",
+        "tgkill", "setsid", "exit", "exit_group", "set_robust_list", "set_tid_address", "rseq",
+        "arch_prctl", "prctl", "prlimit64", "getrlimit", "setrlimit",
+        "capget", "capset", "setgroups", "setresuid", "setresgid", "setuid", "setgid",
+        "seccomp", "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
+        "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall",
+#ifdef WITH_SANITIZERS
+        "ptrace", // LeakSanitizer's exit-time check stops the parent's threads with it
+#endif
+    };
+    // clang-format on
+
+    bool add_parent_rules(scmp_filter_ctx ctx, std::string& error)
+    {
+        for (const char* name : parent_syscalls)
+            if (!allow(ctx, name, {}, error))
+                return false;
+        // syslog's datagram socket, the workers' channels and their backend connections.
+        if (!allow(ctx, "socket", { arg(0, SCMP_CMP_EQ, AF_UNIX) }, error))
+            return false;
+        // An upgraded parent adopts the listeners under this filter: it asks SO_ACCEPTCONN
+        // and sets the options accepted sockets inherit. Nothing else (no TCP_ULP, no
+        // SO_ATTACH_FILTER on a client's socket).
+        if (!allow(ctx, "getsockopt", { arg(1, SCMP_CMP_EQ, SOL_SOCKET) }, error))
+            return false;
+        const std::pair<int, int> options[] = { { SOL_SOCKET, SO_KEEPALIVE },
+            { SOL_SOCKET, SO_REUSEADDR }, { IPPROTO_TCP, TCP_NODELAY },
+            { IPPROTO_TCP, TCP_KEEPIDLE }, { IPPROTO_TCP, TCP_KEEPINTVL },
+            { IPPROTO_TCP, TCP_KEEPCNT }, { IPPROTO_IPV6, IPV6_V6ONLY } };
+        for (auto [level, name] : options)
+            if (!allow(ctx, "setsockopt",
+                    { arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(level)),
+                        arg(2, SCMP_CMP_EQ, static_cast<scmp_datum_t>(name)) },
+                    error))
+                return false;
+        for (const char* name : { "fcntl", "fcntl64" })
+            for (int cmd : { F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC })
+                if (!allow(
+                        ctx, name, { arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd)) }, error))
+                    return false;
+        for (unsigned long request : { FIONREAD, FIONBIO, FIOCLEX, TCGETS })
+            if (!allow(ctx, "ioctl", { arg(1, SCMP_CMP_EQ, request) }, error))
+                return false;
         return true;
     }
 
@@ -208,44 +315,66 @@ namespace {
 
 } // namespace
 
+namespace {
+    using AddRules = bool (*)(scmp_filter_ctx, std::string&);
+
+    bool load_filter(uint32_t default_action, AddRules add, std::string& error)
+    {
+        FilterPtr ctx(seccomp_init(default_action));
+        if (!ctx) {
+            error = "seccomp_init failed (is libseccomp too old for SCMP_ACT_KILL_PROCESS?)";
+            return false;
+        }
+        struct Attribute {
+            scmp_filter_attr attr;
+            uint32_t value;
+            const char* step;
+        };
+        const Attribute attributes[] = {
+            // no_new_privs is the caller's explicit step (set_no_new_privs), not a side effect.
+            { SCMP_FLTATR_CTL_NNP, 0, "leaving no_new_privs to set_no_new_privs" },
+            // Syscalls of a foreign ABI (i386 int 0x80 on x86_64) are refused as well.
+            { SCMP_FLTATR_ACT_BADARCH, default_action, "setting the action for foreign ABIs" },
+            // Cover every thread, should a library ever have started one.
+            { SCMP_FLTATR_CTL_TSYNC, 1, "enabling thread synchronisation" },
+#if SCMP_VER_MAJOR > 2 || (SCMP_VER_MAJOR == 2 && SCMP_VER_MINOR >= 5)
+            // A binary tree of syscall numbers instead of a linear list: O(log n) per call.
+            { SCMP_FLTATR_CTL_OPTIMIZE, 2, "choosing the binary-tree layout" },
+#endif
+        };
+        for (const Attribute& a : attributes) {
+            if (const int rc = seccomp_attr_set(ctx.get(), a.attr, a.value); rc < 0) {
+                error = failure(a.step, rc);
+                return false;
+            }
+        }
+        if (!add(ctx.get(), error))
+            return false;
+        if (const int rc = seccomp_load(ctx.get()); rc < 0) {
+            error = failure("seccomp_load", rc);
+            return false;
+        }
+        return true;
+    }
+} // namespace
+
 bool load_seccomp_allowlist(std::string& error)
 {
 #ifdef SECCOMP_DEBUG
-    const uint32_t default_action = SCMP_ACT_TRAP;
     if (!install_sigsys_reporter(error))
         return false;
+    return load_filter(SCMP_ACT_TRAP, add_rules, error);
 #else
-    const uint32_t default_action = SCMP_ACT_KILL_PROCESS;
+    return load_filter(SCMP_ACT_KILL_PROCESS, add_rules, error);
 #endif
-    FilterPtr ctx(seccomp_init(default_action));
-    if (!ctx) {
-        error = "load_worker_seccomp: seccomp_init failed (is libseccomp too old for "
-                "SCMP_ACT_KILL_PROCESS?)";
-        return false;
-    }
-    struct Attribute {
-        scmp_filter_attr attr;
-        uint32_t value;
-        const char* step;
-    };
-    const Attribute attributes[] = {
-        // no_new_privs is the caller's explicit step (set_no_new_privs), not a side effect.
-        { SCMP_FLTATR_CTL_NNP, 0, "leaving no_new_privs to set_no_new_privs" },
-        // Syscalls of a foreign ABI (i386 int 0x80 on x86_64) end the process as well.
-        { SCMP_FLTATR_ACT_BADARCH, default_action, "setting the action for foreign ABIs" },
-        // Cover every thread, should a library ever have started one.
-        { SCMP_FLTATR_CTL_TSYNC, 1, "enabling thread synchronisation" },
-    };
-    for (const Attribute& a : attributes) {
-        if (const int rc = seccomp_attr_set(ctx.get(), a.attr, a.value); rc < 0) {
-            error = failure(a.step, rc);
-            return false;
-        }
-    }
-    if (!add_rules(ctx.get(), error))
-        return false;
-    if (const int rc = seccomp_load(ctx.get()); rc < 0) {
-        error = failure("seccomp_load", rc);
+}
+
+bool load_parent_seccomp(std::string* err)
+{
+    // EPERM rather than a kill: a call missed here fails where the parent handles errors,
+    // instead of taking every listener down with it.
+    if (!load_filter(SCMP_ACT_ERRNO(EPERM), add_parent_rules, *err)) {
+        *err = "parent seccomp: " + *err;
         return false;
     }
     return true;

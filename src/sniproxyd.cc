@@ -232,6 +232,10 @@ int main(int argc, char* argv[])
         }
         logf(LogLevel::debug, "parent keeps only %s", kept.c_str());
     }
+    if (std::string error; !confine_parent(invocation.exe, o.hosts_dir, o.pidfile, &error)) {
+        logf(LogLevel::err, "%s", error.c_str());
+        return 1;
+    }
     Parent parent(o, std::move(invocation), std::move(listeners), identity, max_per_worker);
     const int status = parent.run();
     if (!o.pidfile.empty() && read_pidfile(o.pidfile) == getpid()) // not if a successor wrote it

@@ -1,4 +1,6 @@
 // spawn.cc: fork + exec, keeping descriptor and environment handling out of the parent.
+#include "config.h"
+
 #include "spawn.h"
 
 #include "log.h"
@@ -31,6 +33,46 @@ namespace {
             buf[off++] = digits[--n];
         buf[off] = '\0';
     }
+
+    // The red-team test build lets its settings through to workers; nothing else does.
+    bool is_redteam_setting([[maybe_unused]] const char* entry)
+    {
+#ifdef SNIPROXYD_REDTEAM
+        return std::strncmp(entry, "SNIPROXYD_REDTEAM_", 18) == 0;
+#else
+        return false;
+#endif
+    }
+
+    // Child side, async-signal-safe: libevent's handlers (and the parent's SIG_IGN of
+    // SIGPIPE, which exec would keep) must not reach the new program.
+    void reset_signals()
+    {
+        struct sigaction dfl { };
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP)
+                sigaction(sig, &dfl, nullptr); // fails harmlessly for the RT ones glibc keeps
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+    }
+
+    // Child side: fds 0-2 onto /dev/null, so a worker can write nothing into the log or the
+    // journal (its records go through the parent, which escapes and prefixes them).
+    bool quiet_stdio(int devnull)
+    {
+#if defined(SECCOMP_DEBUG) || defined(WITH_SANITIZERS)
+        const int last = 1; // these builds report forbidden syscalls and sanitizer findings
+#else
+        const int last = 2;
+#endif
+        for (int fd = 0; fd <= last; fd++)
+            if (dup2(devnull, fd) < 0)
+                return false;
+        return true;
+    }
 } // namespace
 
 bool spawn(const SpawnRequest& r, pid_t* child, std::string* err)
@@ -46,7 +88,7 @@ bool spawn(const SpawnRequest& r, pid_t* child, std::string* err)
     char listen_pid[48] = "LISTEN_PID=";
     std::vector<char*> envp;
     for (char** e = environ; *e; e++) {
-        if (std::strncmp(*e, "LISTEN_", 7) != 0)
+        if (r.isolate ? is_redteam_setting(*e) : std::strncmp(*e, "LISTEN_", 7) != 0)
             envp.push_back(*e);
     }
     for (std::string& e : env_own)
@@ -64,6 +106,7 @@ bool spawn(const SpawnRequest& r, pid_t* child, std::string* err)
         *child = pid;
         return true;
     }
+    reset_signals();
     // Child. Move the inherited fds out of the way first, then into 3, 4, ...: a plain
     // dup2 loop could overwrite one that is still to be moved.
     int moved[64];
@@ -71,6 +114,11 @@ bool spawn(const SpawnRequest& r, pid_t* child, std::string* err)
     for (std::size_t i = 0; i < n; i++) {
         moved[i] = fcntl(r.inherit[i], F_DUPFD_CLOEXEC, 100);
         if (moved[i] < 0)
+            _exit(127);
+    }
+    if (r.isolate) { // after the move: an inherited fd may have been 0-2
+        const int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0 || !quiet_stdio(devnull))
             _exit(127);
     }
     for (std::size_t i = 0; i < n; i++) {
@@ -82,9 +130,6 @@ bool spawn(const SpawnRequest& r, pid_t* child, std::string* err)
     close_range(3 + static_cast<unsigned>(n), ~0U, 0);
     if (r.listen_fds)
         format_listen_pid(listen_pid, sizeof listen_pid, getpid());
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
     execve(r.path.c_str(), argv.data(), envp.data());
     const char msg[] = "sniproxyd: exec failed for a child process\n";
     [[maybe_unused]] auto w = write(2, msg, sizeof msg - 1);

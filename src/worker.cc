@@ -287,7 +287,7 @@ namespace {
             logf_errno(LogLevel::err, "worker: hosts directory %s", o.hosts_dir.c_str());
             return false;
         }
-        if (!set_no_new_privs(error) || !load_worker_seccomp(error))
+        if (!set_no_new_privs(error) || !restrict_worker(&error) || !load_worker_seccomp(error))
             return logf(LogLevel::err, "worker: %s", error.c_str()), false;
         return true;
     }

@@ -8,11 +8,16 @@
 #include "channel_peer.h"
 #include "fd.h"
 #include "sandbox.h"
+#include "spawn.h"
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -322,16 +327,8 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
             connect(fd, reinterpret_cast<sockaddr*>(&relative), sizeof relative) == 0
                 || errno == EINPROGRESS,
             "connect");
-        int so_error = -1;
-        socklen_t len = sizeof so_error;
-        child_check(out,
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error == 0,
-            "getsockopt(SO_ERROR)");
-        const int size = 65536;
-        child_check(
-            out, setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) == 0, "setsockopt");
         sockaddr_un name {};
-        len = sizeof name;
+        socklen_t len = sizeof name;
         child_check(
             out, getpeername(fd, reinterpret_cast<sockaddr*>(&name), &len) == 0, "getpeername");
         len = sizeof name;
@@ -410,6 +407,12 @@ TEST_CASE("the allowlist lets a filtered child make the calls a worker makes", "
         child_check(out, page != MAP_FAILED, "mmap(PROT_READ|PROT_WRITE)");
         child_check(out, mprotect(page, 4096, PROT_READ) == 0, "mprotect(PROT_READ)");
         child_check(out, madvise(page, 4096, MADV_DONTNEED) == 0, "madvise");
+        static int futex_word = 0;
+        child_check(out,
+            syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0) >= 0,
+            "futex(FUTEX_WAKE_PRIVATE)");
+        struct sigaction current { };
+        child_check(out, sigaction(SIGPIPE, nullptr, &current) == 0, "rt_sigaction (query)");
         child_check(out, munmap(page, 4096) == 0, "munmap");
 
         // The splice fast path.
@@ -482,6 +485,33 @@ TEST_CASE("the allowlist kills the worker on anything else", "[sandbox][seccomp]
         { "chdir", [] { syscall(SYS_chdir, "/"); } },
         { "unlink", [] { unlinkat(AT_FDCWD, "x", 0); } },
         { "kill", [] { syscall(SYS_kill, 1, 0); } },
+        // Socket options reach TCP_ULP, SO_ATTACH_FILTER...: no worker code needs them.
+        { "getsockopt",
+            [] {
+                int v;
+                socklen_t len = sizeof v;
+                getsockopt(0, SOL_SOCKET, SO_ERROR, &v, &len);
+            } },
+        { "setsockopt(TCP_ULP)", [] { setsockopt(0, IPPROTO_TCP, TCP_ULP, "tls", 3); } },
+#ifndef WITH_SANITIZERS // sanitizer runtimes need these whole, and install handlers late
+        { "madvise(MADV_MERGEABLE)", [] { madvise(page, sizeof page, MADV_MERGEABLE); } },
+        { "futex(FUTEX_LOCK_PI)",
+            [] {
+                static int word = 0;
+                syscall(SYS_futex, &word, FUTEX_LOCK_PI_PRIVATE, 0, nullptr, nullptr, 0);
+            } },
+        { "mremap(MREMAP_FIXED)",
+            [] {
+                syscall(SYS_mremap, page, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
+                    reinterpret_cast<void*>(std::uintptr_t { 1 } << 40));
+            } },
+        { "rt_sigaction(new handler)",
+            [] {
+                struct sigaction a { };
+                a.sa_handler = SIG_IGN;
+                sigaction(SIGUSR1, &a, nullptr);
+            } },
+#endif
         { "tgkill of another signal", [] { syscall(SYS_tgkill, getpid(), getpid(), SIGTERM); } },
 #ifndef WITH_SANITIZERS // sanitizer builds let their runtime open /proc/self/maps
         { "openat", [] { syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY); } },
@@ -737,4 +767,56 @@ TEST_CASE("parent_drop_capabilities keeps exactly four capabilities", "[sandbox]
         CHECK(status_field(*proc, "CapAmb") == "0000000000000000");
         CHECK(status_field(*proc, "NoNewPrivs") == "1");
     }
+}
+
+TEST_CASE("a confined parent still starts programs from its own directory, and little else",
+    "[sandbox][parent]")
+{
+    TempDir dir;
+    const std::string exe = running_executable();
+    REQUIRE(!exe.empty());
+    Pipe report;
+    const int status = run_child([&] {
+        const int out = report.write_end.get();
+        std::string error;
+        if (!confine_parent(exe, dir.path, "", &error))
+            child_fail(out, "confine_parent: " + error);
+        // What the parent needs: channels, and exec of its own binary (workers, SIGUSR2).
+        int sv[2];
+        child_check(
+            out, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        const int self_exec = fork_and_wait([&] {
+            const int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, STDOUT_FILENO);
+            setenv("ASAN_OPTIONS", "detect_leaks=0", 1); // LSan could not stop the world here
+            execl("/proc/self/exe", "sandbox_test", "--help", static_cast<char*>(nullptr));
+            return 126;
+        });
+        child_check(out, WIFEXITED(self_exec) && WEXITSTATUS(self_exec) == 0, "exec of itself");
+        // What it must not: new network sockets, ptrace, bpf (seccomp, EPERM) ...
+        child_check(out, socket(AF_INET, SOCK_STREAM, 0) < 0 && errno == EPERM, "no TCP socket");
+        child_check(out, socket(AF_INET6, SOCK_DGRAM, 0) < 0 && errno == EPERM, "no UDP socket");
+#ifndef WITH_SANITIZERS // LeakSanitizer needs ptrace in the parent
+        child_check(
+            out, syscall(SYS_ptrace, 0 /* TRACEME */, 0, 0, 0) < 0 && errno == EPERM, "no ptrace");
+#endif
+        child_check(out, syscall(SYS_bpf, 0, nullptr, 0) < 0 && errno == EPERM, "no bpf");
+        child_check(out, syscall(SYS_unshare, CLONE_NEWNET) < 0 && errno == EPERM, "no unshare");
+        // ... and, where the kernel has Landlock, files outside its short list.
+        if (syscall(SYS_landlock_create_ruleset, nullptr, 0, 1) > 0) {
+            child_check(out, open("/etc/hostname", O_RDONLY) < 0 && errno == EACCES, "no /etc");
+            child_check(out,
+                open((dir.path + "/../sniproxyd-test-new").c_str(), O_CREAT | O_WRONLY, 0644) < 0,
+                "no new files");
+            const int other_exec = fork_and_wait([&] {
+                execl("/bin/true", "true", static_cast<char*>(nullptr));
+                return errno == EACCES ? 0 : 1;
+            });
+            child_check(out, WIFEXITED(other_exec) && WEXITSTATUS(other_exec) == 0, "no /bin/true");
+        }
+        return 0;
+    });
+    report.write_end.reset();
+    INFO("child " << describe(status) << "; it reported: " << read_all(report.read_end.get()));
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
 }

@@ -182,6 +182,27 @@ class PrivsepTest(DaemonTestCase):
                                  "daemon's caller (only stdio and its channel should reach it)")
 
     @needs_root
+    def test_workers_get_dev_null_stdio_a_clean_environment_and_a_filtered_parent(self):
+        # The parent's stderr is the log (-d) or the journal: a worker must not reach it,
+        # nor get what the parent's environment holds (LD_PRELOAD and friends).
+        os.environ["SNIPROXYD_E2E_MARKER"] = "inherited"
+        try:
+            d, workers = self.start_and_find_workers()
+        finally:
+            del os.environ["SNIPROXYD_E2E_MARKER"]
+        with open(f"/proc/{d.pid}/environ", "rb") as f:
+            self.assertIn(b"SNIPROXYD_E2E_MARKER=inherited", f.read())
+        for w in workers:
+            with self.subTest(worker=w):
+                targets = fd_targets(w)
+                for fd in (0, 1, 2):
+                    self.assertEqual(targets.get(fd), "/dev/null", f"worker fd {fd}")
+                with open(f"/proc/{w}/environ", "rb") as f:
+                    self.assertEqual(f.read(), b"", "a worker's environment is empty")
+                self.assertEqual(proc_status(w)["SigBlk"], ["0000000000000000"])
+        self.assertEqual(proc_status(d.pid)["Seccomp"], ["2"], "the parent has its own filter")
+
+    @needs_root
     def test_symlink_out_of_the_hosts_dir_leads_nowhere(self):
         outside = harness.Hosts()
         self.addCleanup(outside.close)

@@ -1,0 +1,72 @@
+// listeners_test.cc: what bound listeners hand to every accepted client socket. Linux copies
+// TCP_NODELAY and the keepalive settings from a listener to the sockets it accepts, which is
+// why the worker (without setsockopt in its allowlist) still gets them.
+#include "catch.h"
+
+#include "fd.h"
+#include "listen_address.h"
+#include "listeners.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <string>
+#include <vector>
+
+using namespace sniproxy;
+
+namespace {
+
+int int_option(int fd, int level, int name)
+{
+    int value = -1;
+    socklen_t len = sizeof value;
+    REQUIRE(getsockopt(fd, level, name, &value, &len) == 0);
+    return value;
+}
+
+} // namespace
+
+TEST_CASE("accepted sockets carry keepalive and no-delay from the listener", "[listeners]")
+{
+    // -l takes no port 0: borrow a free port from the kernel first.
+    int port = 0;
+    {
+        UniqueFd probe(socket(AF_INET, SOCK_STREAM, 0));
+        sockaddr_in a {};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t alen = sizeof a;
+        REQUIRE(bind(probe.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(getsockname(probe.get(), reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+        port = ntohs(a.sin_port);
+    }
+    std::vector<ListenAddress> addresses;
+    std::string err;
+    REQUIRE(parse_listen_address("127.0.0.1:" + std::to_string(port), &addresses, &err));
+    std::vector<UniqueFd> listeners;
+    REQUIRE(bind_listeners(addresses, &listeners, &err));
+    REQUIRE(listeners.size() == 1);
+    sockaddr_storage where {};
+    socklen_t len = sizeof where;
+    REQUIRE(getsockname(listeners[0].get(), reinterpret_cast<sockaddr*>(&where), &len) == 0);
+
+    UniqueFd client(socket(AF_INET, SOCK_STREAM, 0));
+    REQUIRE(connect(client.get(), reinterpret_cast<sockaddr*>(&where), len) == 0);
+    pollfd p { listeners[0].get(), POLLIN, 0 };
+    REQUIRE(poll(&p, 1, 2000) == 1);
+    UniqueFd accepted(accept4(listeners[0].get(), nullptr, nullptr, SOCK_CLOEXEC));
+    REQUIRE(accepted);
+
+    // A peer gone without FIN or RST is detected after about 60 + 10 * 6 s, not never.
+    CHECK(int_option(accepted.get(), SOL_SOCKET, SO_KEEPALIVE) == 1);
+    CHECK(int_option(accepted.get(), IPPROTO_TCP, TCP_KEEPIDLE) == keepalive_idle_s);
+    CHECK(int_option(accepted.get(), IPPROTO_TCP, TCP_KEEPINTVL) == keepalive_interval_s);
+    CHECK(int_option(accepted.get(), IPPROTO_TCP, TCP_KEEPCNT) == keepalive_probes);
+    CHECK(keepalive_idle_s == 60);
+    CHECK(keepalive_interval_s * keepalive_probes == 60);
+    CHECK(int_option(accepted.get(), IPPROTO_TCP, TCP_NODELAY) == 1);
+}
