@@ -362,9 +362,10 @@ class RawBackend:
 
 
 class OpensslBackend:
-    """`openssl s_server -www` serving one certificate on a Unix socket."""
+    """`openssl s_server -www` serving one certificate on a Unix socket (`args`: more
+    s_server options, e.g. ("-alpn", "acme-tls/1"))."""
 
-    def __init__(self, path, c):
+    def __init__(self, path, c, args=()):
         self.path = path
         self.cert = c
         staging = _staging()
@@ -372,7 +373,7 @@ class OpensslBackend:
         with open(self.errors, "wb") as err:
             self.proc = subprocess.Popen(
                 ["openssl", "s_server", "-unix", staging, "-cert", c.certfile, "-key", c.keyfile,
-                 "-www", "-quiet"],
+                 "-www", "-quiet", *args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         _children.append(self.proc)
         try:
