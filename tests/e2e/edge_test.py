@@ -19,8 +19,8 @@ import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 import harness  # noqa: E402
-from harness import (DaemonTestCase, OpensslBackend, cert, client_context, client_hello,  # noqa: E402
-                     read_exactly, read_to_eof, server_context, tls_fetch)
+from harness import (DaemonTestCase, OpensslBackend, cert, client_hello, read_exactly,  # noqa: E402
+                     read_to_eof, server_context, tls_fetch)
 
 GET = b"GET / HTTP/1.0\r\n\r\n"
 BALANCER = "127.0.0.2"  # the proxy-from address; plain clients come from 127.0.0.1
@@ -61,22 +61,12 @@ def tls_after_proxy(cert_name):
 
 
 def via_balancer(port, header, sni="example.com", timeout=5):
-    """From the balancer's address: `header`, then a real TLS exchange over the same socket."""
+    """From the balancer's address: `header`, then a real TLS exchange over the same socket;
+    returns the response."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(BALANCER, 0))
     with s:
         s.sendall(header)
-        with client_context().wrap_socket(s, server_hostname=sni) as t:
-            t.sendall(GET)
-            body = bytearray()
-            while True:
-                try:
-                    d = t.recv(65536)
-                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-                    break
-                if not d:
-                    break
-                body += d
-            return bytes(body)
+        return harness.tls_get(s, sni)[1]
 
 
 def s_client(port, args, stdin=GET):
@@ -153,31 +143,29 @@ class ProxyAcceptTest(DaemonTestCase):
     def start(self, **kw):
         return self.start_daemon(extra_args=["-o", f"proxy-from={BALANCER}/32"], **kw)
 
-    def test_v1_and_v2_sources_become_the_client(self):
-        b = self.hosts.raw("example.com", tls_after_proxy("example.com"))
-        self.hosts.flag("example.com", "send-proxy-v2")
-        d = self.start()
-        body = via_balancer(d.port, b"PROXY TCP4 203.0.113.7 198.51.100.1 40000 443\r\n")
+    def assertProxied(self, d, backend, n, header, source, destination):
+        """Through the balancer with `header`: the n-th connection of `backend` gets our v2
+        header with the header's `source` and `destination`, and the log names the source."""
+        body = via_balancer(d.port, header)
         self.assertTrue(body.endswith(b"example.com"), body)
-        c = b.wait_connections(1)[0]
+        c = backend.wait_connections(n)[n - 1]
         c.closed.wait(5)
-        self.assertEqual(c.header, harness.proxy_v2(("203.0.113.7", 40000), ("198.51.100.1", 443),
-                                                    authority="example.com"))
-        f = line_with(d, "client=203.0.113.7:40000")
+        self.assertEqual(c.header, harness.proxy_v2(source, destination, authority="example.com"))
+        host = f"[{source[0]}]" if ":" in source[0] else source[0]
+        f = line_with(d, f"client={host}:{source[1]} ")
         self.assertEqual(f["result"], "ok")
         self.assertRegex(f["via"], r"^127\.0\.0\.2:\d+$")
         self.assertRegex(f["ja4"], JA4)
 
+    def test_v1_and_v2_sources_become_the_client(self):
+        b = self.hosts.raw("example.com", tls_after_proxy("example.com"))
+        self.hosts.flag("example.com", "send-proxy-v2")
+        d = self.start()
+        self.assertProxied(d, b, 1, b"PROXY TCP4 203.0.113.7 198.51.100.1 40000 443\r\n",
+                           ("203.0.113.7", 40000), ("198.51.100.1", 443))
         v2 = harness.proxy_v2(("2001:db8::7", 50000), ("2001:db8::1", 443))
         v2 = v2[:15] + bytes([v2[15] + 7]) + v2[16:] + b"\xea\x00\x04vpce"  # an AWS-like TLV
-        body = via_balancer(d.port, v2)
-        self.assertTrue(body.endswith(b"example.com"), body)
-        c = b.wait_connections(2)[1]
-        c.closed.wait(5)
-        self.assertEqual(c.header, harness.proxy_v2(("2001:db8::7", 50000), ("2001:db8::1", 443),
-                                                    authority="example.com"))
-        f = line_with(d, "client=[2001:db8::7]:50000")
-        self.assertEqual(f["result"], "ok")
+        self.assertProxied(d, b, 2, v2, ("2001:db8::7", 50000), ("2001:db8::1", 443))
 
     def test_v2_local_uses_the_balancers_address(self):
         b = self.hosts.raw("example.com", tls_after_proxy("example.com"))

@@ -678,19 +678,26 @@ def tls_fetch(port, sni, timeout=10):
     the client's local port, by which the daemon's log names the connection)."""
     with connect(port, timeout=timeout) as s:
         client_port = s.getsockname()[1]
-        with client_context().wrap_socket(s, server_hostname=sni) as t:
-            der = t.getpeercert(binary_form=True)
-            t.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            body = bytearray()
-            while True:
-                try:
-                    d = t.recv(65536)
-                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-                    break
-                if not d:
-                    break
-                body += d
-            return der, bytes(body), client_port
+        der, body = tls_get(s, sni)
+        return der, body, client_port
+
+
+def tls_get(sock, sni):
+    """TLS (no verification) over the connected `sock`, GET /, everything until the end:
+    (peer certificate DER, response)."""
+    with client_context().wrap_socket(sock, server_hostname=sni) as t:
+        der = t.getpeercert(binary_form=True)
+        t.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        body = bytearray()
+        while True:
+            try:
+                d = t.recv(65536)
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                break
+            if not d:
+                break
+            body += d
+        return der, bytes(body)
 
 
 # ---------------------------------------------------------------------------------------

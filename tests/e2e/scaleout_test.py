@@ -7,8 +7,8 @@ carry the clients' own addresses; one instance is stopped with SIGTERM under a c
 and each is rolled over with SIGHUP under a client loop, with no failed connection.
 """
 import os
+import signal
 import socket
-import ssl
 import subprocess
 import sys
 import textwrap
@@ -16,8 +16,8 @@ import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 import harness  # noqa: E402
-from harness import ClientLoop, DaemonTestCase, cert, client_context, echo_handler  # noqa: E402
-from edge_test import GET, tls_after_proxy  # noqa: E402
+from harness import ClientLoop, DaemonTestCase, echo_handler  # noqa: E402
+from edge_test import tls_after_proxy  # noqa: E402
 
 INSTANCES = ("127.0.0.11", "127.0.0.12")
 
@@ -50,19 +50,8 @@ def tls_through(port, sni, source):
     s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
     with s:
         local_port = s.getsockname()[1]
-        with client_context().wrap_socket(s, server_hostname=sni) as t:
-            t.sendall(GET)
-            der = t.getpeercert(binary_form=True)
-            body = bytearray()
-            while True:
-                try:
-                    d = t.recv(65536)
-                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-                    break
-                if not d:
-                    break
-                body += d
-    return der, bytes(body), local_port
+        der, body = harness.tls_get(s, sni)
+    return der, body, local_port
 
 
 class ScaleOutTest(DaemonTestCase):
@@ -148,7 +137,6 @@ class ScaleOutTest(DaemonTestCase):
         self.assertGreater(len(survivor.wait_lines(lambda l: "sni=loop.example" in l, 50)), 0)
 
     def test_sighup_of_each_instance_under_load_fails_no_connection(self):
-        import signal
         loop = ClientLoop(self.port, "loop.example").start()
         loop.wait_ok(20)
         for d in self.daemons:
