@@ -180,6 +180,31 @@ class ProxyAcceptTest(DaemonTestCase):
         self.assertEqual(f["result"], "ok")
         self.assertNotIn("via", f)
 
+    def test_the_header_is_never_forwarded_however_it_arrives(self):
+        b = self.hosts.raw("example.com")
+        d = self.start()
+        header = b"PROXY TCP6 2001:db8::9 2001:db8::1 4242 443\r\n"
+        hello = client_hello("example.com")
+        for dribble in (False, True):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=5,
+                                         source_address=(BALANCER, 0))
+            with s:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if dribble:  # one byte a write: the decoder is incremental
+                    for i in range(len(header)):
+                        s.sendall(header[i:i + 1])
+                        time.sleep(0.002)
+                    s.sendall(hello)
+                else:  # header and hello in one segment
+                    s.sendall(header + hello)
+                s.shutdown(socket.SHUT_WR)
+                read_to_eof(s)
+            c = b.wait_connections(1 + dribble)[dribble]
+            c.eof.wait(5)
+            self.assertEqual(bytes(c.data), hello)  # exactly the hello, no header byte
+        self.assertEqual(len(d.wait_lines(lambda l: "client=[2001:db8::9]:4242 " in l
+                                          and "result=ok" in l, 2)), 2)
+
     def test_bad_headers_from_the_balancer_are_closed_promptly(self):
         b = self.hosts.raw("example.com")
         d = self.start(hello_timeout=2)
