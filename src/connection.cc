@@ -347,7 +347,9 @@ void Connection::finish(const char* result, std::string reason, int err, Alert a
     r.via = std::move(via_);
     r.alpn = std::move(alpn_);
     r.ja4 = std::move(ja4_);
-    log_line(LogLevel::info, format_access_text(r));
+    log_line(LogLevel::info,
+        settings_.settings.log_format == LogFormat::json ? format_access_json(r)
+                                                         : format_access_text(r));
     timer_.reset();
     if (alert == Alert::none || !client_) {
         client_.reset();

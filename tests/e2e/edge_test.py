@@ -7,6 +7,7 @@ puts first: its source becomes the client (log, backend's PROXY header), and eve
 header from a balancer is closed promptly with result=bad-proxy while a header from anyone
 else is just bytes that are not TLS.
 """
+import json
 import os
 import re
 import shutil
@@ -204,6 +205,18 @@ class ProxyAcceptTest(DaemonTestCase):
             self.assertEqual(bytes(c.data), hello)  # exactly the hello, no header byte
         self.assertEqual(len(d.wait_lines(lambda l: "client=[2001:db8::9]:4242 " in l
                                           and "result=ok" in l, 2)), 2)
+
+    def test_json_log_has_the_same_fields(self):
+        b = self.hosts.raw("example.com", tls_after_proxy("example.com"))
+        self.hosts.flag("example.com", "send-proxy-v1")
+        d = self.start_daemon(extra_args=["-o", f"proxy-from={BALANCER}/32", "-o", "log-format=json"])
+        via_balancer(d.port, b"PROXY TCP4 203.0.113.7 198.51.100.1 40000 443\r\n")
+        b.wait_connections(1)
+        line = d.wait_lines(lambda l: '"client":"203.0.113.7:40000"' in l)[0]
+        f = json.loads(line.split(": ", 1)[1])
+        self.assertEqual((f["result"], f["route"]), ("ok", "example.com"))
+        self.assertRegex(f["via"], r"^127\.0\.0\.2:\d+$")
+        self.assertRegex(f["ja4"], JA4)
 
     def test_bad_headers_from_the_balancer_are_closed_promptly(self):
         b = self.hosts.raw("example.com")
