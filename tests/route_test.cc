@@ -128,7 +128,8 @@ TEST_CASE("the client's first offered protocol that has an entry wins, in the cl
     FakeFs fs;
     fs.paths = { "example.com/tls-socket", "example.com/alpn", "example.com/alpn/h2/tls-socket",
         "example.com/alpn/http%2f1.1/tls-socket" };
-    auto d = decide_route(hello_alpn("example.com", { "spdy/3", "http/1.1", "h2" }), false, fs.fn());
+    auto d
+        = decide_route(hello_alpn("example.com", { "spdy/3", "http/1.1", "h2" }), false, fs.fn());
     CHECK(d.route.socket == "example.com/alpn/http%2f1.1/tls-socket");
     CHECK(d.route.alpn == "http/1.1");
     d = decide_route(hello_alpn("example.com", { "h2", "http/1.1" }), false, fs.fn());
