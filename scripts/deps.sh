@@ -3,7 +3,7 @@
 # that are missing (so a second run is quick and needs no network).
 set -eu
 packages="build-essential autoconf automake pkg-config libevent-dev libcap-dev libseccomp-dev
-libidn2-dev libb2-dev libssl-dev catch2 openssl curl gnutls-bin python3 mandoc procps iproute2 passwd"
+libidn2-dev libb2-dev libssl-dev catch2 openssl curl gnutls-bin python3 mandoc procps iproute2 passwd haproxy socat"
 [ $# -gt 0 ] && packages="$packages $*"
 missing=""
 for p in $packages; do

@@ -1,10 +1,14 @@
 // connection.cc: the life of one connection in a worker.
+//   0. from a proxy-from balancer only: its PROXY v1/v2 header, read incrementally under the
+//      same deadline; its source is the client from then on (source_known is the hook for
+//      that source's checks);
 //   1. hello: read through a bufferevent, feeding only new bytes to the parser, under a
 //      deadline counted from the parent's accept();
-//   2. route: validate the SNI, look up exact / wildcard / _default by existence;
-//   3. connect to HOST/tls-socket, write the optional PROXY header, replay every byte the
-//      client sent (copied once from the bufferevent's input into the first write, after
-//      the header, unchanged and never re-framed);
+//   2. route: validate the SNI, look up exact / wildcard / _nosni / _default by existence,
+//      then the entry's alpn/ sockets;
+//   3. connect to the socket, write the optional PROXY header, replay every byte the client
+//      sent after the balancer's header (copied once from the bufferevent's input into the
+//      first write, after our header, unchanged and never re-framed);
 //   4. forward both ways with bounded buffers and half-close, until both directions end.
 // Refusals send a fatal alert where one applies, then close promptly.
 #include "config.h"
@@ -17,6 +21,7 @@
 #endif
 
 #include "channel.h"
+#include "ja4.h"
 #include "listen_address.h"
 #include "log.h"
 #include "proxy_header.h"
@@ -39,6 +44,27 @@ namespace {
     {
         const std::uint8_t record[] = { 21, 3, 3, 0, 2, 2, static_cast<std::uint8_t>(alert) };
         bufferevent_write(bev, record, sizeof record);
+    }
+
+    // Hands `consume` the buffer's bytes from *fed on, chunk by chunk, while it wants more;
+    // the buffer itself stays untouched, so it can be replayed exactly as received.
+    template <class Consume> void feed_unseen(evbuffer* in, std::size_t* fed, Consume&& consume)
+    {
+        const std::size_t len = evbuffer_get_length(in);
+        bool more = true;
+        while (*fed < len && more) {
+            evbuffer_ptr pos;
+            evbuffer_ptr_set(in, &pos, *fed, EVBUFFER_PTR_SET);
+            evbuffer_iovec vec[8];
+            const int n
+                = std::min(evbuffer_peek(in, static_cast<ev_ssize_t>(len - *fed), &pos, vec, 8), 8);
+            for (int i = 0; i < n && more; i++) {
+                const std::size_t take = std::min(vec[i].iov_len, len - *fed);
+                more = consume(std::span<const std::uint8_t>(
+                    static_cast<const std::uint8_t*>(vec[i].iov_base), take));
+                *fed += take;
+            }
+        }
     }
 
     const char* backend_result(int err)
@@ -69,6 +95,7 @@ Connection::Connection(event_base* base, const ConnectionSettings& settings, Uni
         socklen_t len = sizeof peer_;
         getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer_), &len);
     }
+    source_ = peer_;
     // TCP_NODELAY comes from the listening socket (Linux copies it to accepted ones).
     client_fd_ = std::move(client);
     // The bufferevent serves the hello (and an alert); the fd stays ours for the relay.
@@ -82,6 +109,12 @@ void Connection::start()
     if (!client_)
         return finish("internal-error", "bufferevent-failed");
     parser_ = std::make_unique<ClientHelloParser>(settings_.max_hello);
+    // Only connections from a balancer pay for the header; anyone else's "PROXY ..." is
+    // just bytes, and not TLS.
+    if (!settings_.settings.proxy_from.empty() && settings_.settings.proxy_from.contains(peer_)) {
+        proxy_ = std::make_unique<ProxyHeaderDecoder>();
+        phase_ = Phase::proxy_header;
+    }
     timer_.reset(evtimer_new(base_, on_deadline, this));
     const std::int64_t left_ns
         = std::int64_t { settings_.hello_timeout_s } * 1000000000 - (monotonic_ns() - accepted_ns_);
@@ -105,45 +138,98 @@ void Connection::abort(const char* result)
 
 void Connection::on_hello_read(bufferevent*, void* arg)
 {
-    static_cast<Connection*>(arg)->feed_hello();
+    static_cast<Connection*>(arg)->on_readable();
+}
+
+void Connection::on_readable()
+{
+    switch (phase_) {
+    case Phase::proxy_header:
+        return feed_proxy_header();
+    case Phase::source_verdict: // the bytes wait in the buffer (bounded by its watermark)
+        return;
+    case Phase::hello:
+        return feed_hello();
+    }
 }
 
 void Connection::on_hello_event(bufferevent*, short what, void* arg)
 {
     auto* self = static_cast<Connection*>(arg);
+    if (self->phase_ == Phase::proxy_header && (what & BEV_EVENT_EOF)) {
+        self->proxy_->end_of_stream();
+        return self->finish("bad-proxy", proxy_error_string(self->proxy_->error()));
+    }
     self->finish(what & BEV_EVENT_EOF ? "client-closed" : "client-error", {},
         what & BEV_EVENT_ERROR ? EVUTIL_SOCKET_ERROR() : 0);
 }
 
 void Connection::on_deadline(evutil_socket_t, short, void* arg)
 {
-    static_cast<Connection*>(arg)->finish("timeout");
+    auto* self = static_cast<Connection*>(arg);
+    self->finish("timeout", self->phase_ == Phase::proxy_header ? "proxy-header" : "");
 }
 
-// Feeds the parser only the bytes it has not seen; the buffer itself stays untouched so it
-// can be replayed to the backend exactly as received.
+// A bad header is not TLS either: closed without an answer, nothing forwarded.
+void Connection::feed_proxy_header()
+{
+    feed_unseen(bufferevent_get_input(client_.get()), &fed_, [this](auto bytes) {
+        return proxy_->feed(bytes) == ProxyHeaderDecoder::Status::need_more;
+    });
+    switch (proxy_->status()) {
+    case ProxyHeaderDecoder::Status::need_more:
+        return;
+    case ProxyHeaderDecoder::Status::error:
+        return finish("bad-proxy", proxy_error_string(proxy_->error()));
+    case ProxyHeaderDecoder::Status::done:
+        return proxy_header_done();
+    }
+}
+
+// The header leaves the buffer (the backend gets our own header, if any, and then exactly
+// what the client sent); its source becomes the client.
+void Connection::proxy_header_done()
+{
+    const ProxyInfo info = proxy_->info();
+    proxy_.reset();
+    evbuffer_drain(bufferevent_get_input(client_.get()), info.header_len);
+    fed_ = 0;
+    if (!info.has_addresses) // v2 LOCAL, v1 UNKNOWN: the balancer's own, trusted connection
+        return on_source_verdict(nullptr);
+    source_ = info.source;
+    destination_ = info.destination;
+    via_ = format_address(peer_);
+    phase_ = Phase::source_verdict;
+    source_known(source_);
+}
+
+void Connection::source_known(const sockaddr_storage& source)
+{
+    const Settings& s = settings_.settings;
+    const bool allowed = !s.deny.contains(source) && (s.allow.empty() || s.allow.contains(source));
+    on_source_verdict(allowed ? nullptr : "denied");
+}
+
+void Connection::on_source_verdict(const char* refusal)
+{
+    if (refusal)
+        return finish(refusal);
+    phase_ = Phase::hello;
+    feed_hello(); // what arrived after the header
+}
+
 void Connection::feed_hello()
 {
-    evbuffer* in = bufferevent_get_input(client_.get());
-    const std::size_t len = evbuffer_get_length(in);
-    while (fed_ < len && parser_->status() == ClientHelloParser::Status::need_more) {
-        evbuffer_ptr pos;
-        evbuffer_ptr_set(in, &pos, fed_, EVBUFFER_PTR_SET);
-        evbuffer_iovec vec[8];
-        const int n
-            = std::min(evbuffer_peek(in, static_cast<ev_ssize_t>(len - fed_), &pos, vec, 8), 8);
-        for (int i = 0; i < n && parser_->status() == ClientHelloParser::Status::need_more; i++) {
-            const std::size_t take = std::min(vec[i].iov_len, len - fed_);
-            parser_->feed({ static_cast<const std::uint8_t*>(vec[i].iov_base), take });
-            fed_ += take;
-        }
-    }
+    feed_unseen(bufferevent_get_input(client_.get()), &fed_, [this](auto bytes) {
+        return parser_->feed(bytes) == ClientHelloParser::Status::need_more;
+    });
     switch (parser_->status()) {
     case ClientHelloParser::Status::need_more:
         return;
     case ClientHelloParser::Status::error:
         return refuse(parser_->alert(), "bad-hello", hello_error_string(parser_->error()));
     case ClientHelloParser::Status::done:
+        ja4_ = ja4_fingerprint(parser_->info());
         return route_hello();
     }
 }
@@ -162,6 +248,7 @@ void Connection::route_hello()
     if (d.status == RouteStatus::no_route)
         return refuse(Alert::unrecognized_name, "no-route", "");
     route_ = d.route.name;
+    alpn_ = d.route.alpn;
     timer_.reset();
     connect_backend(d.route); // the last act: the relay may finish us at once
 }
@@ -181,14 +268,20 @@ void Connection::connect_backend(const Route& route)
     }
     // What the backend gets first: the PROXY header, then every byte the client sent so far,
     // exactly as received.
+    // Behind a balancer the header carries the balancer's header's source and destination.
     std::vector<std::uint8_t> first;
-    if (route.proxy == ProxyHeader::v1) {
-        const std::string h = proxy_v1_header(peer_, local_address());
-        first.assign(h.begin(), h.end());
-    } else if (route.proxy == ProxyHeader::v2) {
-        const std::vector<std::string>& alpn = parser_->info().alpn;
-        first = proxy_v2_header(peer_, local_address(), sni_ == "-" ? "" : sni_,
-            alpn.empty() ? std::string_view {} : std::string_view(alpn.front()));
+    if (route.proxy != ProxyHeader::none) {
+        const sockaddr_storage to
+            = destination_.ss_family != AF_UNSPEC ? destination_ : local_address();
+        if (route.proxy == ProxyHeader::v1) {
+            const std::string h = proxy_v1_header(source_, to);
+            first.assign(h.begin(), h.end());
+        } else {
+            const std::vector<std::string>& alpn = parser_->info().alpn;
+            first = proxy_v2_header(source_, to, sni_ == "-" ? "" : sni_,
+                alpn.empty() ? std::string_view {} : std::string_view(alpn.front()),
+                route.proxy_ja4 ? std::string_view(ja4_) : std::string_view {});
+        }
     }
     const std::size_t header = first.size();
     evbuffer* in = bufferevent_get_input(client_.get());
@@ -250,7 +343,7 @@ void Connection::finish(const char* result, std::string reason, int err, Alert a
         return;
     finished_ = true;
     AccessRecord r;
-    r.client = format_address(peer_);
+    r.client = format_address(source_);
     r.sni = std::move(sni_);
     r.route = std::move(route_);
     r.result = result;
@@ -261,7 +354,12 @@ void Connection::finish(const char* result, std::string reason, int err, Alert a
     r.up = relay_ ? relay_->up() : 0;
     r.down = relay_ ? relay_->down() : 0;
     r.ms = (monotonic_ns() - accepted_ns_) / 1000000;
-    log_line(LogLevel::info, format_access_text(r));
+    r.via = std::move(via_);
+    r.alpn = std::move(alpn_);
+    r.ja4 = std::move(ja4_);
+    log_line(LogLevel::info,
+        settings_.settings.log_format == LogFormat::json ? format_access_json(r)
+                                                         : format_access_text(r));
     timer_.reset();
     if (alert == Alert::none || !client_) {
         client_.reset();

@@ -6,8 +6,10 @@
 #include "clienthello.h"
 #include "event_ptr.h"
 #include "fd.h"
+#include "proxy_accept.h"
 #include "relay.h"
 #include "route.h"
+#include "settings.h"
 
 #include <sys/socket.h>
 
@@ -21,6 +23,7 @@ struct ConnectionSettings {
     int hello_timeout_s = 10; // -T, counted from the parent's accept()
     bool all_hashed = false; // -a
     std::size_t max_hello = ClientHelloParser::default_max_hello;
+    Settings settings; // -o/-f: proxy-from, allow, deny, ...
 };
 
 class Connection {
@@ -49,6 +52,19 @@ private:
     static void on_linger_event(bufferevent* bev, short what, void* arg);
     static void on_linger_timeout(evutil_socket_t, short, void* arg);
 
+    enum class Phase { proxy_header, source_verdict, hello };
+
+    void on_readable();
+    void feed_proxy_header();
+    void proxy_header_done();
+    // THE HOOK for the per-source checks of a source learnt from a balancer's PROXY header
+    // (DESIGN.md "Who is the source"). It must end in on_source_verdict, now or later; the
+    // bytes that arrive meanwhile wait in the buffer. For now it applies the worker's own
+    // allow/deny; once the parent owns the checks it sends the source to the parent and
+    // calls on_source_verdict with the parent's answer.
+    void source_known(const sockaddr_storage& source);
+    // nullptr: go on with the hello; else the result to close with ("denied", "limit-rate"...).
+    void on_source_verdict(const char* refusal);
     void feed_hello();
     void route_hello();
     void connect_backend(const Route& route);
@@ -67,12 +83,19 @@ private:
     BuffereventPtr client_; // the hello phase (and an alert), on client_fd_
     std::unique_ptr<Relay> relay_; // the established connection
     EventPtr timer_;
+    std::unique_ptr<ProxyHeaderDecoder> proxy_; // only while a PROXY header is being read
     std::unique_ptr<ClientHelloParser> parser_; // only while the hello is being read
+    Phase phase_ = Phase::hello;
     std::size_t fed_ = 0;
     std::int64_t accepted_ns_;
-    sockaddr_storage peer_ {};
+    sockaddr_storage peer_ {}; // the TCP peer: the client, or a proxy-from balancer
+    sockaddr_storage source_ {}; // the client: peer_, or the source of the balancer's header
+    sockaddr_storage destination_ {}; // the header's destination (AF_UNSPEC: ours)
     std::string sni_ = "-";
     std::string route_ = "-";
+    std::string via_; // the balancer, when source_ came from its header
+    std::string alpn_; // the protocol that chose an alpn/ entry
+    std::string ja4_;
     bool finished_ = false;
 };
 

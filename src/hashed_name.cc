@@ -47,7 +47,7 @@ std::string hashed_name(std::string_view name)
 
 std::string host_directory(std::string_view candidate, bool all_hashed)
 {
-    if (candidate == default_route_name)
+    if (candidate == default_route_name || candidate == nosni_route_name)
         return std::string(candidate);
     if (all_hashed || !socket_path_fits(candidate))
         return hashed_name(candidate);

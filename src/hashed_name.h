@@ -17,8 +17,8 @@ std::string base64url_unpadded(const unsigned char* data, std::size_t len);
 // "example.com" -> "ceA51lG1FUJ-gCIICYcmzOsjls2JmL6BBz5LAHROpe0".
 std::string hashed_name(std::string_view name);
 
-// Directory name for a route candidate. "_default" is never hashed; anything else is hashed
-// when all_hashed, or when candidate + "/tls-socket" would not fit in max_unix_path; else it
+// Directory name for a route candidate. "_default" and "_nosni" are never hashed; anything else is
+// hashed when all_hashed, or when candidate + "/tls-socket" would not fit in max_unix_path; else it
 // is the candidate itself. Wildcard candidates ("*.x.y") hash their literal string.
 // The path is relative to the hosts directory, which is the workers' chroot.
 std::string host_directory(std::string_view candidate, bool all_hashed);

@@ -153,6 +153,8 @@ std::vector<std::string> route_candidates(const std::string* canonical_sni)
         std::size_t dot = canonical_sni->find('.');
         if (dot != std::string::npos)
             out.push_back(std::string(wildcard_prefix) + canonical_sni->substr(dot + 1));
+    } else {
+        out.emplace_back(nosni_route_name);
     }
     out.emplace_back(default_route_name);
     return out;
@@ -160,7 +162,7 @@ std::vector<std::string> route_candidates(const std::string* canonical_sni)
 
 DirKind classify_dir_name(std::string_view name)
 {
-    if (name == default_route_name)
+    if (name == default_route_name || name == nosni_route_name)
         return DirKind::default_route;
     if (is_canonical_hostname(name))
         return DirKind::hostname;

@@ -34,7 +34,7 @@ NameError canonicalize_hostname(std::string_view raw, std::string* out);
 
 // Route candidates in lookup order. nullptr means the hello had no SNI.
 // Canonical name: {name, "*." + parent (only when name has >= 2 labels), "_default"}.
-// No SNI: {"_default"}.
+// No SNI: {"_nosni", "_default"}.
 std::vector<std::string> route_candidates(const std::string* canonical_sni);
 
 enum class DirKind { hostname, wildcard, default_route, hashed, invalid };
@@ -43,7 +43,7 @@ enum class DirKind { hostname, wildcard, default_route, hashed, invalid };
 // - hostname: already canonical (lowercase, no trailing dot, valid);
 // - wildcard: "*." + a canonical hostname of at least one label ("*.com" is accepted because
 //   route_candidates produces it for "example.com");
-// - default_route: "_default";
+// - default_route: "_default" or "_nosni";
 // - hashed: 43 chars of [A-Za-z0-9_-] that is not a hostname and is a canonical encoding of
 //   32 bytes (the unused low 2 bits of the last character are zero), i.e. something
 //   hashed_name() can actually produce;

@@ -3,6 +3,7 @@
 // hashed_name.h), following symlinks as they will inside their chroot (hosts_check_paths.cc).
 #include "hosts_check.h"
 
+#include "alpn_name.h"
 #include "escape.h"
 #include "fd.h"
 #include "hashed_name.h"
@@ -194,7 +195,7 @@ namespace {
                 add(Severity::error, name, errno_message("cannot read the directory", e));
                 return;
             }
-            bool socket = false, v1 = false, v2 = false;
+            bool socket = false, v1 = false, v2 = false, ja4 = false, alpn = false;
             for (const std::string& n : names) {
                 if (n == socket_file)
                     socket = true;
@@ -202,6 +203,10 @@ namespace {
                     v1 = true;
                 else if (n == proxy_v2_file)
                     v2 = true;
+                else if (n == proxy_v2_ja4_file)
+                    ja4 = true;
+                else if (n == alpn_dir)
+                    alpn = true;
                 else
                     add(Severity::warning, name, "unknown file " + n + ", ignored");
             }
@@ -209,26 +214,73 @@ namespace {
                 add(Severity::error, name,
                     "both send-proxy-v1 and send-proxy-v2 exist: ambiguous, remove one (the daemon "
                     "would send v2)");
-            if (!socket) {
+            if (ja4 && !v2)
+                add(Severity::warning, name,
+                    "send-proxy-v2-ja4 without send-proxy-v2 has no effect, ignored");
+            if (!socket)
                 add(Severity::error, name, "no tls-socket");
-                return;
-            }
-            check_socket(name);
+            else
+                check_socket(name, name, std::string(socket_file));
+            if (alpn)
+                check_alpn(name);
         }
 
-        void check_socket(const std::string& name)
+        // HOST/alpn/ENC/tls-socket: every name must be what encode_alpn_name gives for the
+        // protocol it stands for, and its socket is judged like the host's.
+        void check_alpn(const std::string& name)
+        {
+            const std::string alpn_rel = entry_path(name, alpn_dir);
+            const Resolved r = hosts_check_detail::resolve_in_tree(root_fd_, alpn_rel, true);
+            if (r.status != Resolved::Status::ok) {
+                add(Severity::error, name, resolution_problem(r, "alpn", alpn_rel));
+                return;
+            }
+            if (!S_ISDIR(r.st.st_mode)) {
+                add(Severity::error, name,
+                    std::string("alpn is ") + file_type(r.st.st_mode) + ", not a directory");
+                return;
+            }
+            const UniqueFd fd(openat(root_fd_, r.path.empty() ? "." : r.path.c_str(),
+                O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            std::vector<std::string> protocols;
+            if (const int e = fd ? list_directory(fd.get(), protocols) : errno; e != 0) {
+                add(Severity::error, name, errno_message("cannot read alpn", e));
+                return;
+            }
+            for (const std::string& encoded : protocols) {
+                const std::string label = entry_path(entry_path(alpn_dir, encoded), socket_file);
+                std::string protocol, err;
+                if (!decode_alpn_name(encoded, &protocol, &err)) {
+                    add(Severity::error, name,
+                        std::string(alpn_dir) + "/" + encoded + ": " + err + "; it never matches");
+                    continue;
+                }
+                const std::string dir = entry_path(alpn_rel, encoded);
+                if (socket_path(dir).size() > max_unix_path) {
+                    add(Severity::error, name,
+                        "never used: " + label + " does not fit in sun_path ("
+                            + std::to_string(socket_path(dir).size()) + " > "
+                            + std::to_string(max_unix_path) + " bytes)");
+                    continue;
+                }
+                check_socket(name, dir, label);
+            }
+        }
+
+        // `dir` holds the tls-socket (the entry, or one of its alpn/ directories); `label`
+        // names the socket in messages.
+        void check_socket(const std::string& name, const std::string& dir, const std::string& label)
         {
             // The path the worker opens, so every symlink on the way is followed as it will be.
-            const std::string rel = socket_path(name);
+            const std::string rel = socket_path(dir);
             const Resolved s = hosts_check_detail::resolve_in_tree(root_fd_, rel, true);
             if (s.status != Resolved::Status::ok) {
-                add(Severity::error, name, resolution_problem(s, std::string(socket_file), rel));
+                add(Severity::error, name, resolution_problem(s, label, rel));
                 return;
             }
             if (!S_ISSOCK(s.st.st_mode)) {
                 add(Severity::error, name,
-                    std::string("tls-socket is not a socket (it is ") + file_type(s.st.st_mode)
-                        + ")");
+                    label + " is not a socket (it is " + file_type(s.st.st_mode) + ")");
                 return;
             }
             if (permissions()) {
@@ -250,10 +302,10 @@ namespace {
             }
             const int e = hosts_check_detail::probe_socket(root_fd_, s.path);
             if (e == ECONNREFUSED)
-                add(Severity::warning, name, "tls-socket: nobody listens on it");
+                add(Severity::warning, name, label + ": nobody listens on it");
             else if (e != 0)
                 add(Severity::warning, name,
-                    errno_message("tls-socket: cannot connect", e)
+                    errno_message(label + ": cannot connect", e)
                         + (e == ENOENT ? " (is /proc mounted?)" : ""));
         }
 

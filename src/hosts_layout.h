@@ -14,6 +14,8 @@ constexpr std::size_t max_unix_path = 107;
 
 // The entry for a hello with no SNI or an SNI without an entry of its own.
 inline constexpr std::string_view default_route_name = "_default";
+// The entry for a hello with no SNI, tried before _default.
+inline constexpr std::string_view nosni_route_name = "_nosni";
 // A wildcard entry is this prefix and the parent name: exactly one more leftmost label.
 inline constexpr std::string_view wildcard_prefix = "*.";
 
@@ -21,6 +23,8 @@ inline constexpr std::string_view wildcard_prefix = "*.";
 inline constexpr std::string_view socket_file = "tls-socket";
 inline constexpr std::string_view proxy_v1_file = "send-proxy-v1";
 inline constexpr std::string_view proxy_v2_file = "send-proxy-v2";
+// With send-proxy-v2: the v2 header also carries the hello's JA4 (proxy_v2_ja4_tlv).
+inline constexpr std::string_view proxy_v2_ja4_file = "send-proxy-v2-ja4";
 // Per-ALPN sockets: HOST/alpn/ENCODED-PROTOCOL/tls-socket (alpn_name.h encodes).
 inline constexpr std::string_view alpn_dir = "alpn";
 

@@ -99,7 +99,8 @@ std::string proxy_v1_header(const sockaddr_storage& client, const sockaddr_stora
 }
 
 std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
-    const sockaddr_storage& local, std::string_view authority, std::string_view alpn)
+    const sockaddr_storage& local, std::string_view authority, std::string_view alpn,
+    std::string_view ja4)
 {
     std::vector<std::uint8_t> out(proxy_v2_signature.begin(), proxy_v2_signature.end());
     out.push_back(v2_version_proxy);
@@ -139,6 +140,7 @@ std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
     // Ascending type order, as HAProxy itself sends them.
     add_tlv(pp2_type_alpn, alpn);
     add_tlv(pp2_type_authority, authority);
+    add_tlv(proxy_v2_ja4_tlv, ja4);
 
     std::size_t rest = out.size() - proxy_v2_fixed_size;
     out[14] = static_cast<std::uint8_t>(rest >> 8);

@@ -23,10 +23,16 @@ inline constexpr std::size_t proxy_v2_fixed_size = 16; // signature, ver/cmd, fa
 // same-family TCP addresses becomes "PROXY UNKNOWN\r\n".
 std::string proxy_v1_header(const sockaddr_storage& client, const sockaddr_storage& local);
 
-// Same addresses as v1, plus TLVs: PP2_TYPE_AUTHORITY with `authority` (the SNI host name)
-// and PP2_TYPE_ALPN with `alpn` (the client's first offered protocol), each only when
-// non-empty. Unsupported or mixed families give AF_UNSPEC with no address block.
+// Our TLV (custom range 0xE0-0xEF; GCP uses 0xE0, AWS 0xEA, Azure 0xEE): the hello's JA4
+// fingerprint as ASCII, sent when HOST/send-proxy-v2-ja4 exists.
+inline constexpr std::uint8_t proxy_v2_ja4_tlv = 0xE4;
+
+// Same addresses as v1, plus TLVs: PP2_TYPE_AUTHORITY with `authority` (the SNI host name),
+// PP2_TYPE_ALPN with `alpn` (the client's first offered protocol) and proxy_v2_ja4_tlv with
+// `ja4`, each only when non-empty. Unsupported or mixed families give AF_UNSPEC with no
+// address block.
 std::vector<std::uint8_t> proxy_v2_header(const sockaddr_storage& client,
-    const sockaddr_storage& local, std::string_view authority, std::string_view alpn);
+    const sockaddr_storage& local, std::string_view authority, std::string_view alpn,
+    std::string_view ja4 = {});
 
 } // namespace sniproxy

@@ -1,6 +1,7 @@
 // route.cc: route selection by existence, per connection, so hosts can change at any time.
 #include "route.h"
 
+#include "alpn_name.h"
 #include "hashed_name.h"
 #include "hostname.h"
 #include "hosts_layout.h"
@@ -33,9 +34,17 @@ RouteDecision decide_route(const HelloInfo& hello, bool all_hashed, const PathEx
         d.status = RouteStatus::found;
         d.route.name = candidate;
         d.route.socket = socket;
-        if (exists(entry_path(dir, proxy_v2_file)))
+        // One lstat of HOST/alpn first, so that entries without alpn/ pay nothing per offer.
+        if (!hello.alpn.empty() && exists(entry_path(dir, alpn_dir))) {
+            if (auto choice = choose_alpn_socket(dir, hello.alpn, exists)) {
+                d.route.socket = std::move(choice->socket);
+                d.route.alpn = std::move(choice->protocol);
+            }
+        }
+        if (exists(entry_path(dir, proxy_v2_file))) {
             d.route.proxy = ProxyHeader::v2;
-        else if (exists(entry_path(dir, proxy_v1_file)))
+            d.route.proxy_ja4 = exists(entry_path(dir, proxy_v2_ja4_file));
+        } else if (exists(entry_path(dir, proxy_v1_file)))
             d.route.proxy = ProxyHeader::v1;
         return d;
     }

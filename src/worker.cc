@@ -5,6 +5,7 @@
 
 #include "connection.h"
 #include "event_ptr.h"
+#include "ja4.h"
 #include "log.h"
 #include "protocol.h"
 #include "sandbox.h"
@@ -27,13 +28,14 @@ namespace {
 
     class Worker {
     public:
-        Worker(const Options& o, EventBasePtr base)
+        Worker(const Options& o, Settings settings, EventBasePtr base)
             : options_(o)
             , channel_(o.worker.channel_fd)
             , base_(std::move(base))
         {
             settings_.hello_timeout_s = o.hello_timeout;
             settings_.all_hashed = o.all_hashed;
+            settings_.settings = std::move(settings);
         }
 
         int run();
@@ -321,9 +323,17 @@ int worker_main(const Options& o)
         logf(LogLevel::err, "worker: cannot create the event loop");
         return 1;
     }
+    // The parent passes the settings as -o items (settings_items), already checked.
+    Settings settings;
+    if (std::string err; !parse_settings("", "", o.settings, &settings, &err)) {
+        logf(LogLevel::err, "worker: %s", err.c_str());
+        return 1;
+    }
+    if (std::string err; !prepare_ja4(&err)) // libcrypto's set-up cannot run under seccomp
+        logf(LogLevel::warning, "worker: %s; no ja4= in the log", err.c_str());
     if (!enter_sandbox(o))
         return 1;
-    Worker worker(o, std::move(base));
+    Worker worker(o, std::move(settings), std::move(base));
     return worker.run();
 }
 

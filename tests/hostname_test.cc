@@ -179,7 +179,7 @@ TEST_CASE("route candidates", "[hostname]")
         route_candidates(&two) == std::vector<std::string> { "example.com", "*.com", "_default" });
     std::string single = "localhost";
     CHECK(route_candidates(&single) == std::vector<std::string> { "localhost", "_default" });
-    CHECK(route_candidates(nullptr) == std::vector<std::string> { "_default" });
+    CHECK(route_candidates(nullptr) == std::vector<std::string> { "_nosni", "_default" });
 }
 
 TEST_CASE("hosts-directory names are classified", "[hostname]")
@@ -191,6 +191,7 @@ TEST_CASE("hosts-directory names are classified", "[hostname]")
     CHECK(classify_dir_name("*.example.com") == DirKind::wildcard);
     CHECK(classify_dir_name("*.com") == DirKind::wildcard);
     CHECK(classify_dir_name("_default") == DirKind::default_route);
+    CHECK(classify_dir_name("_nosni") == DirKind::default_route);
     CHECK(classify_dir_name("ceA51lG1FUJ-gCIICYcmzOsjls2JmL6BBz5LAHROpe0") == DirKind::hashed);
     CHECK(classify_dir_name(std::string(43, 'A')) == DirKind::hashed);
     CHECK(classify_dir_name(std::string(42, '_') + "A") == DirKind::hashed);

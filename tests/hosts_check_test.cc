@@ -331,3 +331,53 @@ TEST_CASE("findings format as one safe line", "[hosts_check]")
         == "warning: x: unknown file a\\x0ab, ignored");
     CHECK(format_finding({ Severity::error, "b\xc3\xbc", "m" }) == "error: b\\xc3\\xbc: m");
 }
+
+TEST_CASE("alpn/ entries, _nosni and send-proxy-v2-ja4", "[hosts_check]")
+{
+    Scratch s;
+    s.host("_nosni");
+    s.host("example.com");
+    s.dir("example.com/alpn");
+    s.dir("example.com/alpn/acme-tls%2f1");
+    s.socket("example.com/alpn/acme-tls%2f1/tls-socket");
+    s.dir("example.com/alpn/h2");
+    s.socket("example.com/alpn/h2/tls-socket");
+    s.file("example.com/send-proxy-v2");
+    s.file("example.com/send-proxy-v2-ja4");
+    s.host("*.apps.example");
+    s.dir("*.apps.example/alpn");
+    s.dir("*.apps.example/alpn/h2");
+    s.socket("*.apps.example/alpn/h2/tls-socket");
+
+    s.host("bad.example");
+    s.dir("bad.example/alpn");
+    s.dir("bad.example/alpn/acme-tls%2F1"); // uppercase hex: never what encode gives
+    s.socket("bad.example/alpn/acme-tls%2F1/tls-socket");
+    s.dir("bad.example/alpn/acme-tls/"); // same as acme-tls: fine as a name, but no socket
+    s.dir("bad.example/alpn/h2");
+    s.file("bad.example/alpn/h2/tls-socket");
+    s.dir("bad.example/alpn/http%2f1.1");
+    s.socket("bad.example/alpn/http%2f1.1/tls-socket", Listener::bound);
+    s.host("file.example");
+    s.file("file.example/alpn");
+    s.host("ja4only.example");
+    s.file("ja4only.example/send-proxy-v2-ja4");
+    s.dir("alpnonly.example");
+    s.dir("alpnonly.example/alpn");
+    s.dir("alpnonly.example/alpn/h2");
+    s.socket("alpnonly.example/alpn/h2/tls-socket");
+
+    const std::vector<Finding> all = check_hosts_dir(s.hosts(), {});
+    INFO(dump(all));
+    const Severity E = Severity::error, W = Severity::warning;
+    expect_exactly(all, "_nosni", {});
+    expect_exactly(all, "example.com", {});
+    expect_exactly(all, "*.apps.example", {});
+    expect_exactly(all, "bad.example",
+        { { E, "alpn/acme-tls%2F1: " }, { E, "alpn/acme-tls/tls-socket does not exist" },
+            { E, "alpn/h2/tls-socket is not a socket" },
+            { W, "alpn/http%2f1.1/tls-socket: nobody listens on it" } });
+    expect_exactly(all, "file.example", { { E, "alpn is a regular file, not a directory" } });
+    expect_exactly(all, "ja4only.example", { { W, "send-proxy-v2-ja4 without send-proxy-v2" } });
+    expect_exactly(all, "alpnonly.example", { { E, "no tls-socket" } });
+}

@@ -79,7 +79,10 @@ TEST_CASE("bad values get one-line errors naming the option")
 TEST_CASE("worker arguments round-trip through the parser")
 {
     Options o;
-    REQUIRE(parse({ "-H", "/srv/h", "-T", "7", "-v", "-a" }, o).empty());
+    REQUIRE(parse({ "-H", "/srv/h", "-T", "7", "-v", "-a", "-o", "proxy-from=10.0.0.2", "-o",
+                      "deny=192.0.2.0/24" },
+        o)
+                .empty());
     const auto args = worker_arguments(o, { { 1000, 1001, true }, 3, 5 });
     std::vector<std::string> tail(args.begin() + 1, args.end());
     Options w;
@@ -94,6 +97,8 @@ TEST_CASE("worker arguments round-trip through the parser")
     CHECK(w.hello_timeout == 7);
     CHECK(w.verbosity == 1);
     CHECK(w.all_hashed);
+    // The jailed worker cannot read a -f file: its settings come as -o items.
+    CHECK(w.settings == std::vector<std::string> { "proxy-from=10.0.0.2", "deny=192.0.2.0/24" });
 }
 
 TEST_CASE("-f and repeated -o are kept for load_settings")

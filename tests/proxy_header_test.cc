@@ -132,6 +132,16 @@ TEST_CASE("v2 IPv4 with ALPN and authority TLVs")
     CHECK(length_field(h) == h.size() - 16);
 }
 
+TEST_CASE("v2 JA4 TLV comes last, with our custom type 0xE4")
+{
+    Bytes h = proxy_v2_header(v4("10.1.2.3", 1), v4("10.0.0.1", 2), "a.b", "", "t13i");
+    CHECK(h
+        == v2({ 0x21, 0x11, 0x00, 0x19, // 12 + (3 + 3) + (3 + 4) = 25
+            10, 1, 2, 3, 10, 0, 0, 1, 0x00, 0x01, 0x00, 0x02, //
+            0x02, 0x00, 0x03, 'a', '.', 'b', //
+            0xE4, 0x00, 0x04, 't', '1', '3', 'i' }));
+}
+
 TEST_CASE("v2 empty TLV values are left out")
 {
     Bytes only_authority = proxy_v2_header(v4("10.1.2.3", 0), v4("10.0.0.1", 0), "a.b", "");

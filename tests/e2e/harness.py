@@ -362,9 +362,10 @@ class RawBackend:
 
 
 class OpensslBackend:
-    """`openssl s_server -www` serving one certificate on a Unix socket."""
+    """`openssl s_server -www` serving one certificate on a Unix socket (`args`: more
+    s_server options, e.g. ("-alpn", "acme-tls/1"))."""
 
-    def __init__(self, path, c):
+    def __init__(self, path, c, args=()):
         self.path = path
         self.cert = c
         staging = _staging()
@@ -372,7 +373,7 @@ class OpensslBackend:
         with open(self.errors, "wb") as err:
             self.proc = subprocess.Popen(
                 ["openssl", "s_server", "-unix", staging, "-cert", c.certfile, "-key", c.keyfile,
-                 "-www", "-quiet"],
+                 "-www", "-quiet", *args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         _children.append(self.proc)
         try:
@@ -677,19 +678,26 @@ def tls_fetch(port, sni, timeout=10):
     the client's local port, by which the daemon's log names the connection)."""
     with connect(port, timeout=timeout) as s:
         client_port = s.getsockname()[1]
-        with client_context().wrap_socket(s, server_hostname=sni) as t:
-            der = t.getpeercert(binary_form=True)
-            t.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            body = bytearray()
-            while True:
-                try:
-                    d = t.recv(65536)
-                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
-                    break
-                if not d:
-                    break
-                body += d
-            return der, bytes(body), client_port
+        der, body = tls_get(s, sni)
+        return der, body, client_port
+
+
+def tls_get(sock, sni):
+    """TLS (no verification) over the connected `sock`, GET /, everything until the end:
+    (peer certificate DER, response)."""
+    with client_context().wrap_socket(sock, server_hostname=sni) as t:
+        der = t.getpeercert(binary_form=True)
+        t.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        body = bytearray()
+        while True:
+            try:
+                d = t.recv(65536)
+            except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+                break
+            if not d:
+                break
+            body += d
+        return der, bytes(body)
 
 
 # ---------------------------------------------------------------------------------------
