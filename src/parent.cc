@@ -22,6 +22,8 @@ namespace {
     constexpr int accept_batch_max = 64;
 
     // Arms `ev` for `at_ns` (0: disarmed), touching libevent only when the time changed.
+    constexpr int max_messages_per_read = 256;
+
     void arm(event* ev, std::int64_t at_ns, std::int64_t& armed)
     {
         if (at_ns == armed)
@@ -278,7 +280,9 @@ void Parent::on_tick(evutil_socket_t, short, void* arg)
 void Parent::read_worker(WorkerSlot& w)
 {
     auto& channel = static_cast<Channel&>(*w.channel);
-    for (;;) {
+    // A bounded number per wake-up: a worker that writes without pause must not keep the
+    // parent from accepting or from reading the others (the event fires again).
+    for (int i = 0; i < max_messages_per_read; i++) {
         Received m;
         const Recv r = receive_message(channel.fd(), m);
         if (r == Recv::again)

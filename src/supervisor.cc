@@ -223,10 +223,17 @@ void Supervisor::on_room(WorkerSlot& w)
 std::int64_t Supervisor::next_backstop_ns() const
 {
     std::int64_t earliest = 0;
-    for (auto& w : workers_)
-        if (w->draining && w->drain_deadline_ns > 0
-            && (earliest == 0 || w->drain_deadline_ns < earliest))
-            earliest = w->drain_deadline_ns;
+    const auto consider = [&earliest](std::int64_t at) {
+        if (at > 0 && (earliest == 0 || at < earliest))
+            earliest = at;
+    };
+    for (auto& w : workers_) {
+        if (w->draining)
+            consider(w->drain_deadline_ns);
+        // Suppressed log records are reported when their second is over, flood or not.
+        if (w->log_suppressed)
+            consider(w->log_window_ns + 1'000'000'000);
+    }
     return earliest;
 }
 

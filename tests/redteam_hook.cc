@@ -3,10 +3,13 @@
 // the red-team build passes to workers.
 #include "redteam_hook.h"
 
+#include "channel.h"
 #include "log.h"
+#include "protocol.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -81,6 +84,25 @@ namespace {
         outcome(name, write(fd, "pwned\n", 6), "connect+write");
     }
 
+    // The worker's end of its channel: spawn.cc puts it at descriptor 3.
+    constexpr int channel_fd = 3;
+
+    // Lies on the channel: the parent must treat each as a protocol violation and replace the
+    // worker (it logs "protocol violation" and SIGKILLs it; the hook never sees the end).
+    void channel_lie(const std::string& name, int client_fd)
+    {
+        int rc = -1;
+        if (name == "channel-count") { // more closed than the parent handed over
+            rc = send(channel_fd, encode(ClosedMsg { 1'000'000 }));
+        } else if (name == "channel-unexpected") { // a parent-only message from a worker
+            rc = send(channel_fd, encode(DrainMsg { 0 }));
+        } else if (name == "channel-fds") { // a descriptor on a message that carries none
+            const Encoded e = encode(LogMsg { LogLevel::info, "with a descriptor" });
+            const int fds[] = { client_fd };
+            rc = send_message(channel_fd, e.type, e.bytes(), fds);
+        }
+        report(name, false, "sent: " + std::to_string(rc) + "; the parent decides");
+    }
 } // namespace
 
 bool redteam_attack(std::string_view sni, int client_fd)
@@ -128,6 +150,23 @@ bool redteam_attack(std::string_view sni, int client_fd)
         report(name, false,
             "write to fds 0-2 returned, bytes went to /dev/null unless the daemon's output shows "
             "them");
+    } else if (name.starts_with("channel-")) {
+        channel_lie(name, client_fd);
+    } else if (name == "log-flood-channel") {
+        // Straight onto the channel, past the worker's own bounded queue: only the parent's
+        // per-worker limit stands in the way.
+        const Encoded e = encode(LogMsg { LogLevel::notice, "redteam: direct flood" });
+        int sent = 0;
+        for (int i = 0; i < 200000; i++) {
+            pollfd p { channel_fd, POLLOUT, 0 };
+            int err;
+            while ((err = send(channel_fd, e)) == EAGAIN)
+                poll(&p, 1, 100);
+            if (err != 0)
+                break;
+            sent++;
+        }
+        report(name, false, std::to_string(sent) + " records written to the channel");
     } else if (name == "log-flood") {
         for (int i = 0; i < 100000; i++)
             logf(LogLevel::notice, "redteam: flood %d", i);

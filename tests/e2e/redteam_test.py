@@ -203,10 +203,38 @@ class RedTeamTest(RedTeam, DaemonTestCase):
         self.assertTrue(self.serves_normal_client())
         flood = len([l for l in self.daemon.lines() if "redteam: flood" in l])
         # 100,000 records through the worker's own logf: its bounded queue drops most. A
-        # worker that writes to the channel directly is only limited by the parent, which
-        # does not rate-limit worker records in this branch (issue 11, item 4).
+        # worker that writes to the channel directly meets the parent's per-worker limit
+        # (test_a_flood_written_straight_to_the_channel_is_cut_by_the_parent).
         sys.stderr.write(f"\nlog flood: {flood} of 100000 records reached the log\n")
         self.assertLess(flood, 100000)
+
+
+    def test_lies_on_the_channel_get_the_worker_replaced(self):
+        d = self.daemon
+        d.expected_problems += [r"protocol violation", r"killed by signal 9"]
+        for lie in ("channel-count", "channel-unexpected", "channel-fds"):
+            before = len([l for l in d.lines() if "protocol violation" in l])
+            with connect(d.port) as s:
+                s.sendall(client_hello(f"attack-{lie}.redteam"))
+                d.wait_lines(lambda l: "protocol violation" in l, before + 1, timeout=10)
+            line = [l for l in d.lines() if "protocol violation" in l][-1]
+            pid = int(line.split("worker ", 1)[1].split(":", 1)[0])
+            harness.wait_until(lambda: harness.exited(pid), 5, what=f"worker {pid} to be gone")
+            sys.stderr.write(f"\n{lie}: {line}\n")
+            time.sleep(2.2)  # its replacement ready, past the crash window
+            self.assertTrue(self.serves_normal_client(), f"not serving after {lie}")
+
+    def test_a_flood_written_straight_to_the_channel_is_cut_by_the_parent(self):
+        d = self.daemon
+        d.expected_problems += [r"log record\(s\) suppressed"]
+        with connect(d.port) as s:
+            s.sendall(client_hello("attack-log-flood-channel.redteam"))
+            d.wait_lines(lambda l: "log record(s) suppressed" in l, timeout=20)
+        self.assertTrue(self.serves_normal_client())
+        flood = len([l for l in d.lines() if "redteam: direct flood" in l])
+        sys.stderr.write(f"\ndirect channel flood: {flood} of 200000 records reached the log\n")
+        self.assertLess(flood, 200000)
+        self.assertGreater(flood, 0)
 
 
 class RedTeamWithoutLandlockTest(RedTeam, DaemonTestCase):
