@@ -33,13 +33,16 @@ namespace {
     bool parse_worker_spec(const char* spec, Options::Worker& w)
     {
         unsigned long fd, gen, uid, gid, jail;
+        long dir;
         char tail;
-        if (std::sscanf(spec, "%lu:%lu:%lu:%lu:%lu%c", &fd, &gen, &uid, &gid, &jail, &tail) != 5)
+        if (std::sscanf(spec, "%lu:%lu:%lu:%lu:%lu:%ld%c", &fd, &gen, &uid, &gid, &jail, &dir,
+                &tail)
+            != 6)
             return false;
-        if (fd > INT_MAX || jail > 1)
+        if (fd > INT_MAX || jail > 1 || dir < -1 || dir > INT_MAX)
             return false;
         w = { { static_cast<uid_t>(uid), static_cast<gid_t>(gid), jail == 1 },
-            static_cast<int>(fd), static_cast<unsigned>(gen) };
+            static_cast<int>(fd), static_cast<unsigned>(gen), static_cast<int>(dir) };
         return true;
     }
 } // namespace
@@ -142,7 +145,8 @@ std::vector<std::string> worker_arguments(const Options& o, const Options::Worke
 {
     std::vector<std::string> args { "sniproxyd: worker" };
     args.push_back("-W" + std::to_string(w.channel_fd) + ":" + std::to_string(w.generation) + ":"
-        + std::to_string(w.uid) + ":" + std::to_string(w.gid) + ":" + (w.jail ? "1" : "0"));
+        + std::to_string(w.uid) + ":" + std::to_string(w.gid) + ":" + (w.jail ? "1" : "0") + ":"
+        + std::to_string(w.hosts_fd));
     args.push_back("-H" + o.hosts_dir);
     args.push_back("-T" + std::to_string(o.hello_timeout));
     for (int i = 0; i < o.verbosity; i++)

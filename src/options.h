@@ -33,6 +33,7 @@ struct Options {
     struct Worker : Identity {
         int channel_fd = -1;
         unsigned generation = 0;
+        int hosts_fd = -1; // the generation's hosts directory (O_PATH), or -1: use -H
     } worker;
     bool is_worker = false;
 };

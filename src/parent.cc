@@ -8,6 +8,7 @@
 #include "protocol.h"
 #include "spawn.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -153,15 +154,30 @@ bool Parent::spawn_worker(unsigned generation, WorkerSlot* out, std::string* err
         return false;
     }
     UniqueFd mine(sv[0]), theirs(sv[1]);
-    // The worker's end becomes its fd 3; /proc/self/exe is the running binary even if the
-    // file on disk was replaced, so a generation never mixes versions.
+    if (generation != generation_dir_of_ || !generation_dir_) {
+        generation_dir_.reset(
+            open(options_.hosts_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        generation_dir_of_ = generation;
+        // Not fatal here: the worker then tries the path itself and says what is wrong.
+        if (!generation_dir_)
+            logf_errno(LogLevel::warning, "generation %u: hosts directory %s", generation,
+                options_.hosts_dir.c_str());
+    }
+    // The worker's end becomes its fd 3 (the generation's hosts directory its fd 4);
+    // /proc/self/exe is the running binary even if the file on disk was replaced, so a
+    // generation never mixes versions.
     Options::Worker spec;
     static_cast<Identity&>(spec) = identity_;
     spec.channel_fd = 3;
     spec.generation = generation;
+    std::vector<int> inherit { theirs.get() };
+    if (generation_dir_) {
+        spec.hosts_fd = 4;
+        inherit.push_back(generation_dir_.get());
+    }
     pid_t pid;
-    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec), { theirs.get() }, false, {} },
-            &pid, err))
+    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec), inherit, false, {} }, &pid,
+            err))
         return false;
     out->pid = pid;
     out->channel = std::make_unique<Channel>(*this, std::move(mine), *out);

@@ -69,6 +69,11 @@ private:
     WorkerList workers_;
     Dispatcher dispatcher_;
     Supervisor supervisor_;
+    // The hosts directory as the current generation found it (opened at its first spawn):
+    // a worker respawned after a crash enters the same tree, even if the hosts symlink has
+    // been swapped since. A new tree takes effect only with a new generation (SIGHUP).
+    UniqueFd generation_dir_;
+    unsigned generation_dir_of_ = 0;
     bool accepting_ = false;
     bool fd_exhausted_logged_ = false;
 };

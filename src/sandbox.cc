@@ -163,7 +163,8 @@ extern "C" int __lsan_is_turned_off()
 }
 #endif
 
-bool jail_worker(const std::string& hosts_dir, const Identity& config, std::string& error)
+bool jail_worker(
+    const std::string& hosts_dir, const Identity& config, std::string& error, int hosts_fd)
 {
     // uid 0 would pass every step and keep root; gid 0 would let setgid(0) succeed again.
     if (config.uid == 0 || config.gid == 0)
@@ -174,7 +175,7 @@ bool jail_worker(const std::string& hosts_dir, const Identity& config, std::stri
     const std::string& dir = hosts_dir;
     // chdir, then chroot("."): the path is resolved once, so a hosts symlink swapped during
     // a rollover cannot leave cwd and root in different trees, and cwd is never outside root.
-    if (chdir(dir.c_str()) != 0)
+    if (hosts_fd >= 0 ? fchdir(hosts_fd) != 0 : chdir(dir.c_str()) != 0)
         return fail(error, "jail_worker: chdir(" + dir + ")", errno);
     if (chroot(".") != 0)
         return fail(error, "jail_worker: chroot(" + dir + ")", errno);

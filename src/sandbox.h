@@ -21,7 +21,10 @@ namespace sniproxy {
 // verifies that setuid(0), setgid(0) and chroot("/") fail. Refuses uid 0 and gid 0.
 // Needs no /proc (none exists inside the chroot).
 // `who.uid` and `who.gid` must be set: jailing as root is refused.
-bool jail_worker(const std::string& hosts_dir, const Identity& who, std::string& error);
+// hosts_fd, when given, is the directory already opened (O_PATH) by the parent for this
+// generation; hosts_dir then only names it in messages.
+bool jail_worker(const std::string& hosts_dir, const Identity& who, std::string& error,
+    int hosts_fd = -1);
 
 // prctl(PR_SET_NO_NEW_PRIVS), verified with PR_GET_NO_NEW_PRIVS.
 bool set_no_new_privs(std::string& error);

@@ -281,14 +281,17 @@ namespace {
     bool enter_sandbox(const Options& o)
     {
         std::string error;
+        const int dir = o.worker.hosts_fd;
         if (o.worker.jail) {
-            if (!jail_worker(o.hosts_dir, o.worker, error))
+            if (!jail_worker(o.hosts_dir, o.worker, error, dir))
                 return logf(LogLevel::err, "worker: %s", error.c_str()), false;
             prctl(PR_SET_PDEATHSIG, SIGKILL); // set after setuid, which clears it
-        } else if (chdir(o.hosts_dir.c_str()) != 0) {
+        } else if (dir >= 0 ? fchdir(dir) != 0 : chdir(o.hosts_dir.c_str()) != 0) {
             logf_errno(LogLevel::err, "worker: hosts directory %s", o.hosts_dir.c_str());
             return false;
         }
+        if (dir >= 0)
+            close(dir); // the jail is entered; nothing more to reach through it
         if (!set_no_new_privs(error) || !restrict_worker(&error) || !load_worker_seccomp(error))
             return logf(LogLevel::err, "worker: %s", error.c_str()), false;
         return true;

@@ -83,13 +83,14 @@ TEST_CASE("worker arguments round-trip through the parser")
                       "deny=192.0.2.0/24" },
         o)
                 .empty());
-    const auto args = worker_arguments(o, { { 1000, 1001, true }, 3, 5 });
+    const auto args = worker_arguments(o, { { 1000, 1001, true }, 3, 5, 4 });
     std::vector<std::string> tail(args.begin() + 1, args.end());
     Options w;
     REQUIRE(parse(tail, w).empty());
     CHECK(w.is_worker);
     CHECK(w.worker.channel_fd == 3);
     CHECK(w.worker.generation == 5);
+    CHECK(w.worker.hosts_fd == 4);
     CHECK(w.worker.uid == 1000);
     CHECK(w.worker.gid == 1001);
     CHECK(w.worker.jail);

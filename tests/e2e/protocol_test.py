@@ -28,7 +28,7 @@ class WorkerProtocolTest(unittest.TestCase):
             with theirs:
                 fd = theirs.fileno()
                 proc = subprocess.Popen(
-                    [harness.SNIPROXYD, f"-W{fd}:1:{os.geteuid()}:{os.getegid()}:0",
+                    [harness.SNIPROXYD, f"-W{fd}:1:{os.geteuid()}:{os.getegid()}:0:-1",
                      f"-H{hosts}", "-T10", "-v"], pass_fds=(fd,), stdin=subprocess.DEVNULL)
             ours.settimeout(10)
             records = []

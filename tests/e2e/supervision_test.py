@@ -74,16 +74,20 @@ class LineTimes:
 
 
 class SupervisionTest(DaemonTestCase):
-    def start_with_a_broken_hosts_link(self):
-        """One healthy worker started on a link to the hosts directory, then the link pointed
-        nowhere: the next worker that starts dies at once (it cannot enter the directory)."""
+    def start_with_a_broken_hosts_dir(self):
+        """One healthy worker, then its generation's hosts directory made unenterable (mode
+        000: the jail has no CAP_DAC_OVERRIDE): the next worker that starts dies at once.
+        Returns the daemon and a function that repairs the directory. (Swapping the hosts
+        link would not do: a generation keeps the directory it started with.)"""
         self.hosts.raw("example.com", echo_handler)
-        link = harness.hosts_link(self.hosts.root)
-        d = self.start_daemon(hosts_dir=link, workers=1)
+        d = self.start_daemon(workers=1)
         d.expected_problems = [r"killed by signal 9", r"exited with status 1",
                                r"died within 2 s of starting"]
-        harness.repoint(link, os.path.join(harness.SCRATCH, "missing"))
-        return d, link
+        root = self.hosts.root
+        mode = os.stat(root).st_mode & 0o7777
+        os.chmod(root, 0)
+        self.addCleanup(os.chmod, root, mode)
+        return d, lambda: os.chmod(root, mode)
 
     def test_sigkill_worker_under_load(self):
         self.hosts.raw("example.com", echo_handler)
@@ -130,7 +134,7 @@ class SupervisionTest(DaemonTestCase):
     def test_crash_loop_backs_off(self):
         # Workers that cannot enter the hosts directory die right at start. Start healthy,
         # point the directory nowhere, kill one worker: its replacements keep dying young.
-        d, link = self.start_with_a_broken_hosts_link()
+        d, repair = self.start_with_a_broken_hosts_dir()
         times = LineTimes(d)
         self.addCleanup(times.stop)
         (victim,) = worker_pids(d)
@@ -161,10 +165,10 @@ class SupervisionTest(DaemonTestCase):
         for a, b in zip(gaps[-4:], gaps[-3:]):
             self.assertGreater(b, a * 1.3, f"the spacing of restarts does not grow: {gaps}")
         # loud: the worker's own reason, and the parent's error with the next delay
-        self.assertTrue([l for l in d.lines() if "worker:" in l and "No such file or directory" in l],
+        self.assertTrue([l for l in d.lines() if "worker:" in l and "Permission denied" in l],
                         "the worker's own reason is not logged")
         # the service recovers once the directory is back (on the next scheduled start)
-        harness.repoint(link, self.hosts.root)
+        repair()
         d.signal(signal.SIGHUP)  # or wait up to 6.4 s for the next try
         d.wait_lines(lambda l: "generation 2 ready" in l, timeout=10)  # none to drain: no "serving"
         with open_echo(d) as s:
@@ -172,10 +176,10 @@ class SupervisionTest(DaemonTestCase):
             self.assertEqual(read_to_eof(s), b"")
 
     def test_crash_loop_ends_by_itself_once_the_directory_is_back(self):
-        d, link = self.start_with_a_broken_hosts_link()
+        d, repair = self.start_with_a_broken_hosts_dir()
         os.kill(worker_pids(d)[0], signal.SIGKILL)
         d.wait_lines(lambda l: "next start in 400 ms" in l, timeout=10)
-        harness.repoint(link, self.hosts.root)  # no SIGHUP: the next scheduled start succeeds
+        repair()  # no SIGHUP: the next scheduled start succeeds
         d.wait_lines(lambda l: "all 1 worker(s) ready again" in l, timeout=5)
         with open_echo(d) as s:
             s.shutdown(socket.SHUT_WR)
@@ -200,6 +204,27 @@ class SupervisionTest(DaemonTestCase):
         self.assertGreaterEqual(len(delays), 4, d.lines())
         for a, b in zip(delays, delays[1:]):
             self.assertEqual(b, 2 * a, f"the delay does not keep doubling: {delays}")
+
+    def test_a_respawned_worker_enters_its_generations_tree_not_the_swapped_link(self):
+        old_hosts, new_hosts = self.hosts, harness.Hosts()
+        self.addCleanup(new_hosts.close)
+        old_backend = old_hosts.raw("example.com", echo_handler)
+        new_backend = new_hosts.raw("example.com", echo_handler)
+        link = harness.hosts_link(old_hosts.root)
+        d = self.start_daemon(hosts_dir=link, workers=1)
+        d.expected_problems = [r"killed by signal 9", r"died within 2 s of starting"]
+        [victim] = worker_pids(d)
+        harness.repoint(link, new_hosts.root)  # swapped, but no SIGHUP yet
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: worker_pids(d) not in ([], [victim]), 10, what="the replacement")
+        d.wait_lines(lambda l: " ready (" in l, 2, timeout=10)
+        open_echo(d).close()
+        # One generation serves one tree: the replacement is still in the old one.
+        self.assertEqual((len(old_backend.connections), len(new_backend.connections)), (1, 0))
+        d.signal(signal.SIGHUP)  # now the new tree
+        d.wait_lines(lambda l: "generation 2 serving" in l, timeout=10)
+        open_echo(d).close()
+        self.assertEqual((len(old_backend.connections), len(new_backend.connections)), (1, 1))
 
     def test_sigterm_refuses_at_once_and_lets_a_transfer_finish(self):
         self.hosts.raw("example.com", echo_handler)
