@@ -11,6 +11,7 @@
 
 #include "access_log.h"
 #include "channel.h"
+#include "host_allow.h"
 #include "listen_address.h"
 #include "log.h"
 #include "proxy_header.h"
@@ -20,8 +21,12 @@
 #include <netinet/tcp.h>
 #include <sys/un.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 namespace sniproxy {
 
@@ -58,6 +63,7 @@ Connection::Connection(event_base* base, const ConnectionSettings& settings, Uni
     , owner_(owner)
     , accepted_ns_(info.accepted_ns)
     , peer_(info.peer)
+    , id_(info.id)
 {
     if (peer_.ss_family == AF_UNSPEC) { // the parent did not say
         socklen_t len = sizeof peer_;
@@ -152,8 +158,38 @@ void Connection::route_hello()
     if (d.status == RouteStatus::no_route)
         return refuse(Alert::unrecognized_name, "no-route", "");
     route_ = d.route.name;
+    std::optional<CidrList> allow; // HOST/allow, read per connection like the route
+    if (std::string err; !read_host_allow(AT_FDCWD, entry_of(d.route.socket), &allow, &err)) {
+        logf(LogLevel::warning, "%s: refusing its connections until it is fixed", err.c_str());
+        return refuse(Alert::access_denied, "denied", "bad-allow-file");
+    }
+    if (allow && !allow->contains(peer_))
+        return refuse(Alert::access_denied, "denied", "");
     timer_.reset();
+    if (settings_.hello_done)
+        settings_.hello_done(owner_, this);
     connect_backend(d.route); // the last act: the relay may finish us at once
+}
+
+void Connection::report_source(const sockaddr_storage& source, std::function<void()> then)
+{
+    if (!settings_.report_source) { // nobody counts: take it as it is
+        peer_ = source;
+        return then();
+    }
+    reported_source_ = source;
+    after_verdict_ = std::move(then);
+    settings_.report_source(owner_, this, source);
+}
+
+void Connection::on_verdict(Verdict verdict)
+{
+    if (!after_verdict_ || finished_)
+        return; // closed meanwhile (a timeout, the client left): nothing waits
+    peer_ = reported_source_; // the log names the real client either way
+    if (verdict != Verdict::ok)
+        return finish(verdict_name(verdict));
+    std::exchange(after_verdict_, nullptr)();
 }
 
 void Connection::connect_backend(const Route& route)
@@ -188,6 +224,7 @@ void Connection::connect_backend(const Route& route)
     client_.reset(); // from here on the relay reads the client's socket itself
     relay_
         = std::make_unique<Relay>(base_, std::move(client_fd_), std::move(fd), on_relay_done, this);
+    relay_->set_idle_timeout(settings_.idle_timeout_s);
     relay_->start(first, header);
 }
 

@@ -12,15 +12,23 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 namespace sniproxy {
 
+class Connection;
+
 struct ConnectionSettings {
     int hello_timeout_s = 10; // -T, counted from the parent's accept()
     bool all_hashed = false; // -a
     std::size_t max_hello = ClientHelloParser::default_max_hello;
+    unsigned idle_timeout_s = 0; // idle-timeout: 0 never
+    // The worker's side of the connection ids (protocol.h), called with the Connection's
+    // owner; null in a worker that does not report (tests).
+    void (*hello_done)(void* owner, Connection* c) = nullptr; // routed: out of the hello phase
+    void (*report_source)(void* owner, Connection* c, const sockaddr_storage& source) = nullptr;
 };
 
 class Connection {
@@ -36,8 +44,18 @@ public:
 
     // Starts reading the hello; may finish (and call done) before returning.
     void start();
-    // Grace expired: close now, counted in the log.
+    // Grace expired or shed: close now, counted in the log.
     void abort(const char* result);
+
+    std::uint32_t id() const { return id_; }
+    // Still reading the hello: not routed, not closing.
+    bool in_hello() const { return !relay_ && !finished_; }
+    // For a PROXY header's source (the edge-wire work calls this once the header is read):
+    // the parent checks and counts the connection under `source` instead of the balancer;
+    // on its answer (on_verdict) `then` runs with the source as this connection's peer, or
+    // the connection closes with the verdict as its result.
+    void report_source(const sockaddr_storage& source, std::function<void()> then);
+    void on_verdict(Verdict verdict);
 
 private:
     static void on_hello_read(bufferevent* bev, void* arg);
@@ -74,6 +92,9 @@ private:
     std::string sni_ = "-";
     std::string route_ = "-";
     bool finished_ = false;
+    std::uint32_t id_ = 0;
+    sockaddr_storage reported_source_ {}; // report_source until on_verdict
+    std::function<void()> after_verdict_;
 };
 
 } // namespace sniproxy
