@@ -70,7 +70,7 @@ struct LogMsg {
 constexpr std::size_t max_ids = (max_message - 1) / sizeof(std::uint32_t);
 struct IdList {
     std::size_t count = 0;
-    std::uint32_t ids[max_ids];
+    std::uint32_t ids[max_ids] {};
     std::span<const std::uint32_t> span() const { return { ids, count }; }
 };
 // worker -> parent: these handed-over connections have ended since the last report (a
