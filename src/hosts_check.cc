@@ -3,6 +3,8 @@
 // hashed_name.h), following symlinks as they will inside their chroot (hosts_check_paths.cc).
 #include "hosts_check.h"
 
+#include "host_allow.h"
+
 #include "escape.h"
 #include "fd.h"
 #include "hashed_name.h"
@@ -202,6 +204,8 @@ namespace {
                     v1 = true;
                 else if (n == proxy_v2_file)
                     v2 = true;
+                else if (n == allow_file)
+                    check_allow(name, dir_rel);
                 else
                     add(Severity::warning, name, "unknown file " + n + ", ignored");
             }
@@ -214,6 +218,16 @@ namespace {
                 return;
             }
             check_socket(name);
+        }
+
+        // The worker refuses every connection to an entry whose allow file it cannot use.
+        void check_allow(const std::string& name, const std::string& dir_rel)
+        {
+            std::optional<CidrList> allow;
+            if (std::string e; !read_host_allow(root_fd_, dir_rel, &allow, &e))
+                add(Severity::error, name, e + " (its connections are all refused)");
+            else if (allow && allow->empty())
+                add(Severity::warning, name, "allow lists nobody: every connection is refused");
         }
 
         void check_socket(const std::string& name)
