@@ -105,6 +105,17 @@ namespace {
         return true;
     }
 
+    // An IdList message of type T into a FromWorker or FromParent.
+    template <class T, class Variant>
+    bool ids_into(const Received& m, Variant* out, const char* name, std::string* err)
+    {
+        T v;
+        if (!decode_ids(m, &v, name, err))
+            return false;
+        *out = v;
+        return true;
+    }
+
     constexpr std::size_t source_size = sizeof(std::uint32_t) + address_room;
     constexpr std::size_t verdict_size = sizeof(std::uint32_t) + 1;
 
@@ -249,20 +260,10 @@ bool decode_from_worker(const Received& m, FromWorker* out, std::string* err)
             { reinterpret_cast<const char*>(m.payload + 1), m.payload_len - 1 } };
         return true;
     }
-    case Msg::closed: {
-        ClosedMsg c;
-        if (!decode_ids(m, &c, "closed", err))
-            return false;
-        *out = c;
-        return true;
-    }
-    case Msg::hello_done: {
-        HelloDoneMsg h;
-        if (!decode_ids(m, &h, "hello-done", err))
-            return false;
-        *out = h;
-        return true;
-    }
+    case Msg::closed:
+        return ids_into<ClosedMsg>(m, out, "closed", err);
+    case Msg::hello_done:
+        return ids_into<HelloDoneMsg>(m, out, "hello-done", err);
     case Msg::source: {
         SourceMsg s;
         if (!plain(m, source_size, "source", err))
@@ -295,13 +296,8 @@ bool decode_from_parent(Received& m, FromParent* out, std::string* err)
             return false;
         *out = DrainMsg { u32(m.payload) };
         return true;
-    case Msg::shed: {
-        ShedMsg s;
-        if (!decode_ids(m, &s, "shed", err))
-            return false;
-        *out = s;
-        return true;
-    }
+    case Msg::shed:
+        return ids_into<ShedMsg>(m, out, "shed", err);
     case Msg::verdict: {
         if (!plain(m, verdict_size, "verdict", err))
             return false;

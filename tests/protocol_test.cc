@@ -24,15 +24,22 @@ Received as_received(const Encoded& e, std::size_t nfds = 0)
     return m;
 }
 
-template <typename T> bool worker_says(const Received& m, T* out = nullptr)
+// Decodes `m` with `decode` and takes it as a T (false if refused or another message).
+template <typename T, typename From, typename M>
+bool decodes_as(M& m, T* out, bool (*decode)(M&, From*, std::string*))
 {
-    FromWorker msg;
+    From msg;
     std::string err;
-    if (!decode_from_worker(m, &msg, &err) || !std::holds_alternative<T>(msg))
+    if (!decode(m, &msg, &err) || !std::holds_alternative<T>(msg))
         return false;
     if (out)
         *out = std::get<T>(msg);
     return true;
+}
+
+template <typename T> bool worker_says(const Received& m, T* out = nullptr)
+{
+    return decodes_as(m, out, decode_from_worker);
 }
 
 template <typename T> T with_ids(std::initializer_list<std::uint32_t> ids)
@@ -45,13 +52,7 @@ template <typename T> T with_ids(std::initializer_list<std::uint32_t> ids)
 
 template <typename T> bool parent_says(Received m, T* out = nullptr)
 {
-    FromParent msg;
-    std::string err;
-    if (!decode_from_parent(m, &msg, &err) || !std::holds_alternative<T>(msg))
-        return false;
-    if (out)
-        *out = std::get<T>(msg);
-    return true;
+    return decodes_as(m, out, decode_from_parent);
 }
 
 sockaddr_storage ipv6(std::uint8_t last)
