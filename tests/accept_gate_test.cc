@@ -24,8 +24,8 @@ TEST_CASE("denied and over-limit sources are refused on accept with a worker-lik
     LogCapture log;
     SourceKey key;
     CHECK_FALSE(gate.admit(ipv4("198.51.100.7", 5555), t0, &key));
-    CHECK(log.has(LogLevel::info,
-        "client=198.51.100.7:5555 sni=- route=- result=denied up=0 down=0 ms=0"));
+    CHECK(log.has(
+        LogLevel::info, "client=198.51.100.7:5555 sni=- route=- result=denied up=0 down=0 ms=0"));
     CHECK(gate.admit(ipv4("192.0.2.1"), t0, &key));
     CHECK(key.counted);
     CHECK(gate.admit(ipv4("192.0.2.1"), t0, &key));
@@ -36,8 +36,8 @@ TEST_CASE("denied and over-limit sources are refused on accept with a worker-lik
 
 TEST_CASE("a balancer's connections are neither checked nor counted under its address")
 {
-    AcceptGate gate(parsed({ "proxy-from=10.0.0.1", "allow=192.0.2.0/24", "source-max=1" }),
-        { 1, 2 });
+    AcceptGate gate(
+        parsed({ "proxy-from=10.0.0.1", "allow=192.0.2.0/24", "source-max=1" }), { 1, 2 });
     SourceKey key;
     for (int i = 0; i < 5; i++) {
         CHECK(gate.admit(ipv4("10.0.0.1"), t0, &key));

@@ -28,10 +28,7 @@ struct TempHosts {
         close(fd);
         std::system(("rm -rf " + dir).c_str());
     }
-    void write(const std::string& text)
-    {
-        std::ofstream(dir + "/example.com/allow") << text;
-    }
+    void write(const std::string& text) { std::ofstream(dir + "/example.com/allow") << text; }
 };
 } // namespace
 
