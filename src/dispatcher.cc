@@ -162,7 +162,7 @@ bool Dispatcher::on_source(WorkerSlot& w, const SourceMsg& m, Verdict* verdict, 
     const auto it = w.held.find(m.id);
     if (it == w.held.end() || !it->second.in_hello || it->second.moved) {
         *err = "reported the source of connection " + std::to_string(m.id) + ", "
-            + (it == w.held.end() ? "which it does not hold"
+            + (it == w.held.end()      ? "which it does not hold"
                     : it->second.moved ? "a second time"
                                        : "after its hello");
         return false;
@@ -221,8 +221,8 @@ std::size_t Dispatcher::shed_if_needed()
     }
     if (shed > 0)
         logf(LogLevel::notice,
-            "under pressure: shedding %zu connection(s) in their hello phase (capacity %zu)",
-            shed, capacity_);
+            "under pressure: shedding %zu connection(s) in their hello phase (capacity %zu)", shed,
+            capacity_);
     return shed;
 }
 

@@ -217,8 +217,8 @@ void Supervisor::on_room(WorkerSlot& w)
     for (; sent < w.verdicts_owed.size(); sent++)
         if (w.channel->send(encode(w.verdicts_owed[sent])) == EAGAIN)
             break;
-    w.verdicts_owed.erase(w.verdicts_owed.begin(),
-        w.verdicts_owed.begin() + static_cast<std::ptrdiff_t>(sent));
+    w.verdicts_owed.erase(
+        w.verdicts_owed.begin(), w.verdicts_owed.begin() + static_cast<std::ptrdiff_t>(sent));
     if (!w.verdicts_owed.empty()) {
         w.channel->wait_for_room();
         return;

@@ -53,10 +53,8 @@ namespace {
 
         void read_channel();
         void send_log(LogLevel level, std::string_view text);
-    public:
         void queue_message(const Encoded& m);
-
-    private:
+        template <class M> void queue_ids_as(std::vector<std::uint32_t>& list);
         void queue_ids();
         void schedule_flush();
         void flush_queue();
@@ -275,20 +273,20 @@ namespace {
     }
 
     // The reports, as messages of up to max_ids ids each, behind what is queued already.
-    template <class M> void queue_ids_as(std::vector<std::uint32_t>& list, Worker& w)
+    template <class M> void Worker::queue_ids_as(std::vector<std::uint32_t>& list)
     {
         for (std::span<const std::uint32_t> left(list); !left.empty();) {
             M m;
             left = left.subspan(take_ids(left, &m));
-            w.queue_message(encode(m));
+            queue_message(encode(m));
         }
         list.clear();
     }
 
     void Worker::queue_ids()
     {
-        queue_ids_as<HelloDoneMsg>(hello_done_, *this);
-        queue_ids_as<ClosedMsg>(closed_, *this);
+        queue_ids_as<HelloDoneMsg>(hello_done_);
+        queue_ids_as<ClosedMsg>(closed_);
     }
 
     // Log records and close counts wait up to flush_delay so that they leave in batches even

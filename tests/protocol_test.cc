@@ -209,8 +209,8 @@ TEST_CASE("a parent's message is refused for a wrong size, descriptor or directi
     CHECK(parent_refuses(as_received(encode(with_ids<ClosedMsg>({ 1 })))));
     CHECK(parent_refuses(as_received(encode(SourceMsg { 1, ipv6(1) }))));
     FromWorker from_worker;
-    CHECK_FALSE(decode_from_worker(
-        as_received(encode(with_ids<ShedMsg>({ 1 }))), &from_worker, &err));
-    CHECK_FALSE(decode_from_worker(
-        as_received(encode(VerdictMsg { 1, Verdict::ok })), &from_worker, &err));
+    CHECK_FALSE(
+        decode_from_worker(as_received(encode(with_ids<ShedMsg>({ 1 }))), &from_worker, &err));
+    CHECK_FALSE(
+        decode_from_worker(as_received(encode(VerdictMsg { 1, Verdict::ok })), &from_worker, &err));
 }

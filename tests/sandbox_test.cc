@@ -511,8 +511,8 @@ TEST_CASE("the allowlist kills the worker on anything else", "[sandbox][seccomp]
     // What HOST/allow needs survives.
     const int status = run_child([] {
         child_enter_filter(-1);
-        const long fd = syscall(
-            SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        const long fd
+            = syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         return fd >= 0 ? 0 : 3;
     });
     CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
