@@ -17,11 +17,10 @@
 #include "proxy_header.h"
 #include "relay.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
-
-#include <fcntl.h>
 
 #include <cerrno>
 #include <cstring>

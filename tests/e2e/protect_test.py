@@ -119,6 +119,15 @@ class ProtectTest(harness.DaemonTestCase):
         for s in held:
             s.close()
 
+    def test_source_prefix4(self):
+        d = self.start("source-max=1", "source-prefix4=24")
+        one = echo_from("127.0.0.30", d)
+        settle()
+        self.assert_refused(d, "127.0.0.31", "limit-source")  # the same /24
+        other = echo_from("127.0.2.30", d)
+        one.close()
+        other.close()
+
     def test_allow_and_deny(self):
         d = self.start("allow=127.0.0.0/24", "deny=127.0.0.66")
         self.assert_refused(d, "127.0.0.66", "denied")  # deny wins over allow
