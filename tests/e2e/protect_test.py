@@ -121,10 +121,11 @@ class ProtectTest(harness.DaemonTestCase):
 
     def test_source_prefix4(self):
         d = self.start("source-max=1", "source-prefix4=24")
-        one = echo_from("127.0.0.30", d)
+        # Not 127.0.0.x: the harness's readiness probe from 127.0.0.1 may still be counted.
+        one = echo_from("127.0.5.30", d)
         settle()
-        self.assert_refused(d, "127.0.0.31", "limit-source")  # the same /24
-        other = echo_from("127.0.2.30", d)
+        self.assert_refused(d, "127.0.5.31", "limit-source")  # the same /24
+        other = echo_from("127.0.6.30", d)
         one.close()
         other.close()
 
