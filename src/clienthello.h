@@ -17,6 +17,7 @@ enum class Alert : std::uint8_t {
     unexpected_message = 10,
     record_overflow = 22,
     illegal_parameter = 47,
+    access_denied = 49,
     decode_error = 50,
     internal_error = 80,
     unrecognized_name = 112,

@@ -22,17 +22,21 @@
 
 #include "channel.h"
 #include "ja4.h"
+#include "host_allow.h"
 #include "listen_address.h"
 #include "log.h"
 #include "proxy_header.h"
 #include "relay.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 namespace sniproxy {
 
@@ -90,6 +94,7 @@ Connection::Connection(event_base* base, const ConnectionSettings& settings, Uni
     , owner_(owner)
     , accepted_ns_(info.accepted_ns)
     , peer_(info.peer)
+    , id_(info.id)
 {
     if (peer_.ss_family == AF_UNSPEC) { // the parent did not say
         socklen_t len = sizeof peer_;
@@ -160,6 +165,13 @@ void Connection::on_hello_event(bufferevent*, short what, void* arg)
         self->proxy_->end_of_stream();
         return self->finish("bad-proxy", proxy_error_string(self->proxy_->error()));
     }
+    if (self->phase_ == Phase::source_verdict && (what & BEV_EVENT_EOF)) {
+        // A client may send all and half-close before the parent answers: what it sent
+        // waits in the buffer, and the verdict decides (start_hello sees the end).
+        self->client_eof_ = true;
+        bufferevent_disable(self->client_.get(), EV_READ);
+        return;
+    }
     self->finish(what & BEV_EVENT_EOF ? "client-closed" : "client-error", {},
         what & BEV_EVENT_ERROR ? EVUTIL_SOCKET_ERROR() : 0);
 }
@@ -195,27 +207,37 @@ void Connection::proxy_header_done()
     evbuffer_drain(bufferevent_get_input(client_.get()), info.header_len);
     fed_ = 0;
     if (!info.has_addresses) // v2 LOCAL, v1 UNKNOWN: the balancer's own, trusted connection
-        return on_source_verdict(nullptr);
-    source_ = info.source;
+        return start_hello();
     destination_ = info.destination;
     via_ = format_address(peer_);
+    report_source(info.source);
+}
+
+void Connection::report_source(const sockaddr_storage& source)
+{
+    source_ = source; // the log names the real client whatever the answer
+    if (!settings_.report_source) // nobody counts (unit tests): take it as it is
+        return start_hello();
     phase_ = Phase::source_verdict;
-    source_known(source_);
+    settings_.report_source(owner_, this, source);
 }
 
-void Connection::source_known(const sockaddr_storage& source)
+void Connection::on_verdict(Verdict verdict)
 {
-    const Settings& s = settings_.settings;
-    const bool allowed = !s.deny.contains(source) && (s.allow.empty() || s.allow.contains(source));
-    on_source_verdict(allowed ? nullptr : "denied");
+    if (phase_ != Phase::source_verdict || finished_)
+        return; // closed meanwhile (a timeout, the client left): nothing waits
+    if (verdict != Verdict::ok)
+        return finish(verdict_name(verdict));
+    start_hello();
 }
 
-void Connection::on_source_verdict(const char* refusal)
+void Connection::start_hello()
 {
-    if (refusal)
-        return finish(refusal);
     phase_ = Phase::hello;
-    feed_hello(); // what arrived after the header
+    feed_hello();
+    if (client_eof_ && !finished_ && phase_ == Phase::hello && parser_
+        && parser_->status() == ClientHelloParser::Status::need_more)
+        finish("client-closed"); // it ended before its hello did
 }
 
 void Connection::feed_hello()
@@ -249,7 +271,16 @@ void Connection::route_hello()
         return refuse(Alert::unrecognized_name, "no-route", "");
     route_ = d.route.name;
     alpn_ = d.route.alpn;
+    std::optional<CidrList> allow; // HOST/allow, read per connection like the route
+    if (std::string err; !read_host_allow(AT_FDCWD, entry_of(d.route.socket), &allow, &err)) {
+        logf(LogLevel::warning, "%s: refusing its connections until it is fixed", err.c_str());
+        return refuse(Alert::access_denied, "denied", "bad-allow-file");
+    }
+    if (allow && !allow->contains(source_))
+        return refuse(Alert::access_denied, "denied", "");
     timer_.reset();
+    if (settings_.hello_done)
+        settings_.hello_done(owner_, this);
     connect_backend(d.route); // the last act: the relay may finish us at once
 }
 
@@ -291,6 +322,7 @@ void Connection::connect_backend(const Route& route)
     client_.reset(); // from here on the relay reads the client's socket itself
     relay_
         = std::make_unique<Relay>(base_, std::move(client_fd_), std::move(fd), on_relay_done, this);
+    relay_->set_idle_timeout(settings_.idle_timeout_s);
     relay_->start(first, header);
 }
 

@@ -14,16 +14,24 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 namespace sniproxy {
+
+class Connection;
 
 struct ConnectionSettings {
     int hello_timeout_s = 10; // -T, counted from the parent's accept()
     bool all_hashed = false; // -a
     std::size_t max_hello = ClientHelloParser::default_max_hello;
     Settings settings; // -o/-f: proxy-from, allow, deny, ...
+    unsigned idle_timeout_s = 0; // idle-timeout: 0 never
+    // The worker's side of the connection ids (protocol.h), called with the Connection's
+    // owner; null in a worker that does not report (tests).
+    void (*hello_done)(void* owner, Connection* c) = nullptr; // routed: out of the hello phase
+    void (*report_source)(void* owner, Connection* c, const sockaddr_storage& source) = nullptr;
 };
 
 class Connection {
@@ -39,8 +47,14 @@ public:
 
     // Starts reading the hello; may finish (and call done) before returning.
     void start();
-    // Grace expired: close now, counted in the log.
+    // Grace expired or shed: close now, counted in the log.
     void abort(const char* result);
+
+    std::uint32_t id() const { return id_; }
+    // Still reading the hello: not routed, not closing.
+    bool in_hello() const { return !relay_ && !finished_; }
+    // The parent's answer to report_source: go on, or close with the verdict as the result.
+    void on_verdict(Verdict verdict);
 
 private:
     static void on_hello_read(bufferevent* bev, void* arg);
@@ -57,14 +71,12 @@ private:
     void on_readable();
     void feed_proxy_header();
     void proxy_header_done();
-    // THE HOOK for the per-source checks of a source learnt from a balancer's PROXY header
-    // (DESIGN.md "Who is the source"). It must end in on_source_verdict, now or later; the
-    // bytes that arrive meanwhile wait in the buffer. For now it applies the worker's own
-    // allow/deny; once the parent owns the checks it sends the source to the parent and
-    // calls on_source_verdict with the parent's answer.
-    void source_known(const sockaddr_storage& source);
-    // nullptr: go on with the hello; else the result to close with ("denied", "limit-rate"...).
-    void on_source_verdict(const char* refusal);
+    // A balancer's PROXY header named the client (DESIGN.md "Who is the source"): the parent
+    // checks and counts the connection under it instead of the balancer (allow/deny, the
+    // per-source limits); the hello is read on its answer (on_verdict), and the bytes that
+    // arrive meanwhile wait in the buffer.
+    void report_source(const sockaddr_storage& source);
+    void start_hello(); // what arrived after the header, then the rest
     void feed_hello();
     void route_hello();
     void connect_backend(const Route& route);
@@ -94,9 +106,11 @@ private:
     std::string sni_ = "-";
     std::string route_ = "-";
     std::string via_; // the balancer, when source_ came from its header
+    bool client_eof_ = false; // the client half-closed while its source verdict was pending
     std::string alpn_; // the protocol that chose an alpn/ entry
     std::string ja4_;
     bool finished_ = false;
+    std::uint32_t id_ = 0;
 };
 
 } // namespace sniproxy

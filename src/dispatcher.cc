@@ -2,6 +2,7 @@
 #include "dispatcher.h"
 
 #include "log.h"
+#include "shed.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -56,12 +57,19 @@ bool Dispatcher::hand_over(std::span<Pending> batch)
         for (std::size_t i = 0; i < k; i++) {
             fds[i] = batch[done + i].fd.get();
             infos[i] = batch[done + i].info;
+            // Unique among what the worker holds: ids wrap only after 2^32 connections.
+            do
+                infos[i].id = next_id_++;
+            while (infos[i].id == 0 || w->held.contains(infos[i].id));
         }
         const int err = w->channel->send_connections({ fds, k }, { infos, k });
         if (err == 0) {
             w->inflight += k;
-            for (std::size_t i = 0; i < k; i++)
+            for (std::size_t i = 0; i < k; i++) {
                 batch[done + i].fd.reset();
+                w->held[infos[i].id] = { batch[done + i].key, infos[i].accepted_ns };
+            }
+            hellos_ += k;
             done += k;
             const auto at = std::find_if(
                 workers_.begin(), workers_.end(), [w](const auto& p) { return p.get() == w; });
@@ -115,16 +123,121 @@ void Dispatcher::flush_pending()
     }
 }
 
-bool Dispatcher::on_closed(WorkerSlot& w, std::uint32_t n, std::string* err)
+SourceLimits::Clock::time_point Dispatcher::now() const
 {
-    if (n > w.inflight) {
-        *err = "reported " + std::to_string(n) + " connection(s) closed, holding "
-            + std::to_string(w.inflight);
-        return false;
+    return SourceLimits::Clock::time_point(std::chrono::nanoseconds(clock_.now_ns()));
+}
+
+void Dispatcher::release(const HeldConnection& c)
+{
+    if (c.in_hello && !c.shed)
+        hellos_--;
+    if (limits_)
+        limits_->closed(c.key, c.in_hello);
+}
+
+bool Dispatcher::on_closed(WorkerSlot& w, std::span<const std::uint32_t> ids, std::string* err)
+{
+    for (const std::uint32_t id : ids) {
+        const auto it = w.held.find(id);
+        if (it == w.held.end()) {
+            *err = "reported connection " + std::to_string(id) + " closed, which it does not hold";
+            return false;
+        }
+        release(it->second);
+        w.held.erase(it);
+        w.inflight--;
     }
-    w.inflight -= n;
     flush_pending();
     return true;
+}
+
+bool Dispatcher::on_hello_done(WorkerSlot& w, std::span<const std::uint32_t> ids, std::string* err)
+{
+    for (const std::uint32_t id : ids) {
+        const auto it = w.held.find(id);
+        if (it == w.held.end() || !it->second.in_hello) {
+            *err = "reported the hello of connection " + std::to_string(id) + " done, "
+                + (it == w.held.end() ? "which it does not hold" : "twice");
+            return false;
+        }
+        HeldConnection& c = it->second;
+        c.in_hello = false;
+        if (!c.shed)
+            hellos_--;
+        if (limits_)
+            limits_->hello_done(c.key);
+    }
+    return true;
+}
+
+bool Dispatcher::on_source(WorkerSlot& w, const SourceMsg& m, Verdict* verdict, std::string* err)
+{
+    const auto it = w.held.find(m.id);
+    if (it == w.held.end() || !it->second.in_hello || it->second.moved) {
+        *err = "reported the source of connection " + std::to_string(m.id) + ", "
+            + (it == w.held.end()      ? "which it does not hold"
+                    : it->second.moved ? "a second time"
+                                       : "after its hello");
+        return false;
+    }
+    HeldConnection& c = it->second;
+    c.moved = true;
+    if (!limits_) {
+        *verdict = Verdict::ok;
+        return true;
+    }
+    const Admission a = limits_->move(c.key, ip_of(m.source), now());
+    c.key = a.key; // not counted when refused: the worker closes it
+    *verdict = a.verdict;
+    return true;
+}
+
+void Dispatcher::worker_gone(const WorkerSlot& w)
+{
+    for (const auto& [id, c] : w.held)
+        release(c);
+}
+
+std::size_t Dispatcher::shed_if_needed()
+{
+    if (!under_pressure(hellos_, capacity_))
+        return 0;
+    std::vector<HelloPhase> hellos;
+    std::vector<std::pair<WorkerSlot*, std::uint32_t>> where;
+    hellos.reserve(hellos_);
+    where.reserve(hellos_);
+    for (auto& w : workers_) {
+        for (auto& [id, c] : w->held) {
+            if (!c.in_hello || c.shed)
+                continue;
+            const SourceLimits::Clock::time_point at(std::chrono::nanoseconds(c.accepted_ns));
+            hellos.push_back({ c.key, at });
+            where.emplace_back(w.get(), id);
+        }
+    }
+    std::vector<std::size_t> chosen = choose_shed(hellos, capacity_);
+    // One message per worker per max_ids: sorted by worker, then sent in runs.
+    std::sort(chosen.begin(), chosen.end(),
+        [&](std::size_t a, std::size_t b) { return where[a].first < where[b].first; });
+    std::size_t shed = 0;
+    for (std::size_t i = 0; i < chosen.size();) {
+        WorkerSlot* w = where[chosen[i]].first;
+        ShedMsg m;
+        while (i < chosen.size() && where[chosen[i]].first == w && m.count < max_ids)
+            m.ids[m.count++] = where[chosen[i++]].second;
+        if (w->channel->send(encode(m)) != 0)
+            continue; // full or broken: chosen again at the next accept, or released when gone
+        for (std::size_t k = 0; k < m.count; k++)
+            w->held[m.ids[k]].shed = true;
+        hellos_ -= m.count;
+        shed += m.count;
+    }
+    if (shed > 0)
+        logf(LogLevel::notice,
+            "under pressure: shedding %zu connection(s) in their hello phase (capacity %zu)", shed,
+            capacity_);
+    return shed;
 }
 
 void Dispatcher::on_room(WorkerSlot& w)

@@ -2,9 +2,13 @@
 // batches of up to max_handover per message; what no worker can take waits in order in a
 // pending queue while accepting pauses. Plain state and decisions: parent.cc calls these
 // from its libevent callbacks and mirrors wants_accepting() and paused_until_ns() into events.
+// It also keeps, per worker, each connection it holds (by id): the per-source counts follow the
+// worker's reports (hello done, closed, the real source), a dead worker's connections are
+// released, and under pressure hello-phase connections are shed (shed.h).
 #pragma once
 
 #include "fd.h"
+#include "source_limits.h"
 #include "workers.h"
 
 #include <cstddef>
@@ -17,7 +21,8 @@ namespace sniproxy {
 
 struct Pending {
     UniqueFd fd;
-    ConnectionInfo info;
+    ConnectionInfo info; // the id is given on hand-over
+    SourceKey key; // what SourceLimits::admit returned (not counted: nothing to release)
 };
 
 class Dispatcher {
@@ -32,8 +37,23 @@ public:
     bool hand_over(std::span<Pending> batch);
     // Retries the pending queue in order of arrival.
     void flush_pending();
-    // The worker reports `n` connections ended. More than it holds is a protocol violation.
-    bool on_closed(WorkerSlot& w, std::uint32_t n, std::string* err);
+    // The worker reports these connections ended / routed. An id it does not hold (or, for
+    // hello done, one no longer in its hello phase) is a protocol violation.
+    bool on_closed(WorkerSlot& w, std::span<const std::uint32_t> ids, std::string* err);
+    bool on_hello_done(WorkerSlot& w, std::span<const std::uint32_t> ids, std::string* err);
+    // The worker read the real source of a connection in its hello phase (PROXY header): it
+    // is counted under that source from now on; *verdict is the answer to send.
+    bool on_source(WorkerSlot& w, const SourceMsg& m, Verdict* verdict, std::string* err);
+    // The worker is gone: each connection it held is released.
+    void worker_gone(const WorkerSlot& w);
+    // Counting per source (nullptr: nothing counted, as in tests of the hand-over alone).
+    void set_limits(SourceLimits* limits) { limits_ = limits; }
+    // Under pressure the hello-phase connections are shed down to shed_stop_percent of this.
+    void set_capacity(std::size_t capacity) { capacity_ = capacity; }
+    // When the hello-phase connections not yet shed reach shed_start_percent of the capacity,
+    // asks their workers to close the ones choose_shed() picks. Returns how many.
+    std::size_t shed_if_needed();
+    std::size_t hellos() const { return hellos_; }
     // A channel that was full has room again.
     void on_room(WorkerSlot& w);
     // Out of descriptors or kernel memory: no accepting until resume(), due a second later.
@@ -48,6 +68,9 @@ public:
     std::size_t pending() const { return pending_.size(); }
 
 private:
+    void release(const HeldConnection& c);
+    SourceLimits::Clock::time_point now() const;
+
     WorkerList& workers_;
     std::size_t max_per_worker_;
     Clock& clock_;
@@ -55,6 +78,10 @@ private:
     std::size_t next_ = 0; // rotation: ties go to the first worker at or after this index
     std::int64_t paused_until_ns_ = 0;
     bool stopped_ = false;
+    SourceLimits* limits_ = nullptr;
+    std::size_t capacity_ = 0;
+    std::size_t hellos_ = 0; // held, in the hello phase, not shed
+    std::uint32_t next_id_ = 1;
 };
 
 } // namespace sniproxy

@@ -4,6 +4,8 @@
 #include "hosts_check.h"
 
 #include "alpn_name.h"
+#include "host_allow.h"
+
 #include "escape.h"
 #include "fd.h"
 #include "hashed_name.h"
@@ -207,6 +209,8 @@ namespace {
                     ja4 = true;
                 else if (n == alpn_dir)
                     alpn = true;
+                else if (n == allow_file)
+                    check_allow(name, dir_rel);
                 else
                     add(Severity::warning, name, "unknown file " + n + ", ignored");
             }
@@ -265,6 +269,16 @@ namespace {
                 }
                 check_socket(name, dir, label);
             }
+        }
+
+        // The worker refuses every connection to an entry whose allow file it cannot use.
+        void check_allow(const std::string& name, const std::string& dir_rel)
+        {
+            std::optional<CidrList> allow;
+            if (std::string e; !read_host_allow(root_fd_, dir_rel, &allow, &e))
+                add(Severity::error, name, e + " (its connections are all refused)");
+            else if (allow && allow->empty())
+                add(Severity::warning, name, "allow lists nobody: every connection is refused");
         }
 
         // `dir` holds the tls-socket (the entry, or one of its alpn/ directories); `label`

@@ -153,10 +153,8 @@ std::vector<std::string> worker_arguments(const Options& o, const Options::Worke
         args.push_back("-v");
     if (o.all_hashed)
         args.push_back("-a");
-    // The workers cannot read the -f file in their jail; until the parent hands them its
-    // parsed settings (settings_items), they get the -o items as given.
-    for (const std::string& item : o.settings)
-        args.push_back("-o" + item);
+    // No -o items: the jailed workers cannot read the -f file, so the parent appends its
+    // parsed, merged settings (settings_items) instead.
     return args;
 }
 

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "protocol.h"
+#include "settings_file.h"
 #include "spawn.h"
 
 #include <fcntl.h>
@@ -86,9 +87,11 @@ private:
     EventPtr write_event_;
 };
 
-Parent::Parent(const Options& options, Invocation invocation, std::vector<UniqueFd> listeners,
-    Identity identity, std::size_t max_per_worker)
+Parent::Parent(const Options& options, Settings settings, Invocation invocation,
+    std::vector<UniqueFd> listeners, Identity identity, std::size_t max_per_worker)
     : options_(options)
+    , settings_(std::move(settings))
+    , gate_(settings_, random_hash_key())
     , invocation_(std::move(invocation))
     , identity_(identity)
     , max_per_worker_(max_per_worker)
@@ -108,6 +111,8 @@ Parent::Parent(const Options& options, Invocation invocation, std::vector<Unique
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     base_.reset(event_base_new_with_config(cfg));
     event_config_free(cfg);
+    dispatcher_.set_limits(&gate_.limits());
+    dispatcher_.set_capacity(max_per_worker_ * static_cast<std::size_t>(worker_count_));
 }
 
 Parent::~Parent() = default;
@@ -128,6 +133,9 @@ int Parent::run()
     resume_event_.reset(evtimer_new(base_.get(), on_resume, this));
     respawn_event_.reset(evtimer_new(base_.get(), on_tick, this));
     kill_event_.reset(evtimer_new(base_.get(), on_tick, this));
+    second_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_second, this));
+    const timeval second { 1, 0 };
+    evtimer_add(second_event_.get(), &second);
     std::string err;
     if (!supervisor_.start(&err))
         return 1; // the reason is logged
@@ -176,8 +184,10 @@ bool Parent::spawn_worker(unsigned generation, WorkerSlot* out, std::string* err
         inherit.push_back(generation_dir_.get());
     }
     pid_t pid;
-    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec), inherit, false, {} }, &pid,
-            err))
+    std::vector<std::string> args = worker_arguments(options_, spec);
+    for (const std::string& item : settings_items(settings_))
+        args.push_back("-o" + item);
+    if (!spawn({ "/proc/self/exe", std::move(args), inherit, false, {} }, &pid, err))
         return false;
     out->pid = pid;
     out->channel = std::make_unique<Channel>(*this, std::move(mine), *out);
@@ -263,7 +273,10 @@ void Parent::accept_batch(int listener)
         }
         fd_exhausted_logged_ = false;
         info.accepted_ns = monotonic_ns();
-        batch[n++] = { std::move(fd), info };
+        SourceKey key;
+        if (!gate_.admit(info.peer, info.accepted_ns, &key))
+            continue; // refused and logged; closing it is all the client hears
+        batch[n++] = { std::move(fd), info, key };
         if (n == max_handover) {
             const bool all = dispatcher_.hand_over({ batch, n });
             n = 0;
@@ -273,6 +286,28 @@ void Parent::accept_batch(int listener)
     }
     if (n > 0)
         dispatcher_.hand_over({ batch, n });
+    dispatcher_.shed_if_needed();
+}
+
+void Parent::on_second(evutil_socket_t, short, void* arg)
+{
+    static_cast<Parent*>(arg)->gate_.tick(monotonic_ns());
+}
+
+// A bad file keeps the settings we have (and says why, with its line); a good one applies to
+// new connections now and to the workers of the generation this SIGHUP starts.
+void Parent::reload_settings()
+{
+    if (options_.settings_file.empty())
+        return;
+    Settings fresh;
+    if (std::string err; !load_settings(options_, &fresh, &err)) {
+        logf(LogLevel::err, "SIGHUP: %s; keeping the settings in use", err.c_str());
+        return;
+    }
+    settings_ = std::move(fresh);
+    gate_.configure(settings_);
+    logf(LogLevel::notice, "SIGHUP: settings re-read from %s", options_.settings_file.c_str());
 }
 
 void Parent::on_resume(evutil_socket_t, short, void* arg)
@@ -325,6 +360,7 @@ void Parent::on_signal(evutil_socket_t sig, short, void* arg)
         self->reap_children();
         break;
     case SIGHUP:
+        self->reload_settings();
         self->supervisor_.rollover();
         break;
     case SIGUSR2:

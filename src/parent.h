@@ -3,11 +3,13 @@
 // socketpairs). It never reads client data.
 #pragma once
 
+#include "accept_gate.h"
 #include "dispatcher.h"
 #include "event_ptr.h"
 #include "fd.h"
 #include "identity.h"
 #include "options.h"
+#include "settings.h"
 #include "supervisor.h"
 #include "workers.h"
 
@@ -27,8 +29,8 @@ struct Invocation {
 
 class Parent final : private Spawner {
 public:
-    Parent(const Options& options, Invocation invocation, std::vector<UniqueFd> listeners,
-        Identity identity, std::size_t max_per_worker);
+    Parent(const Options& options, Settings settings, Invocation invocation,
+        std::vector<UniqueFd> listeners, Identity identity, std::size_t max_per_worker);
     ~Parent() override;
     Parent(const Parent&) = delete;
     Parent& operator=(const Parent&) = delete;
@@ -46,13 +48,17 @@ private:
     static void on_signal(evutil_socket_t sig, short, void* arg);
     static void on_resume(evutil_socket_t, short, void* arg);
     static void on_tick(evutil_socket_t, short, void* arg);
+    static void on_second(evutil_socket_t, short, void* arg);
 
     void accept_batch(int listener);
     void read_worker(WorkerSlot& w);
     void reap_children();
+    void reload_settings(); // SIGHUP: the -f file again
     void sync(); // mirrors the decisions' state into listen events, timers and the loop
 
     const Options& options_;
+    Settings settings_; // given to each new worker; replaced by a good -f file on SIGHUP
+    AcceptGate gate_;
     Invocation invocation_;
     Identity identity_;
     std::size_t max_per_worker_;
@@ -64,6 +70,7 @@ private:
     EventPtr resume_event_; // Dispatcher::paused_until_ns
     EventPtr respawn_event_; // Supervisor::next_respawn_ns
     EventPtr kill_event_; // Supervisor::next_backstop_ns
+    EventPtr second_event_; // AcceptGate::tick
     std::int64_t resume_armed_ = 0, respawn_armed_ = 0, kill_armed_ = 0;
     MonotonicClock clock_;
     WorkerList workers_;

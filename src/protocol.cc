@@ -23,10 +23,12 @@ namespace {
         }
     }
 
-    // One connection's record: the accept time, then the peer's sockaddr_in or sockaddr_in6
-    // zero-padded (family AF_UNSPEC when unknown).
+    // One connection's record: the accept time, its id, then the peer's sockaddr_in or
+    // sockaddr_in6 zero-padded (family AF_UNSPEC when unknown).
     constexpr std::size_t address_room = sizeof(sockaddr_in6);
-    constexpr std::size_t record_size = sizeof(std::int64_t) + address_room;
+    constexpr std::size_t id_at = sizeof(std::int64_t);
+    constexpr std::size_t address_at = id_at + sizeof(std::uint32_t);
+    constexpr std::size_t record_size = address_at + address_room;
     static_assert(record_size * max_handover < max_message);
 
     // Size, then no descriptor: the checks every message without descriptors shares.
@@ -59,6 +61,64 @@ namespace {
         return e;
     }
 
+    // An address in address_room bytes, zero-padded; false for a family we do not carry
+    // (AF_UNSPEC only where `unspec_ok`) or padding that is not zero.
+    bool decode_address(const std::uint8_t* p, sockaddr_storage* out, bool unspec_ok,
+        const char* name, std::string* err)
+    {
+        *out = {};
+        std::memcpy(out, p, address_room);
+        const std::size_t used = address_size(*out);
+        if (used == 0 && !(unspec_ok && out->ss_family == AF_UNSPEC)) {
+            *err = std::string(name) + " message with address family "
+                + std::to_string(out->ss_family);
+            return false;
+        }
+        for (std::size_t b = used; b < address_room; b++) {
+            if (p[b] != 0) {
+                *err = std::string(name) + " message with bytes after the address";
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // IdList messages: 1..max_ids u32 ids.
+    Encoded id_message(Msg type, const IdList& m)
+    {
+        Encoded e { type, std::string(m.count * sizeof(std::uint32_t), '\0') };
+        std::memcpy(e.payload.data(), m.ids, e.payload.size());
+        return e;
+    }
+
+    bool decode_ids(const Received& m, IdList* out, const char* name, std::string* err)
+    {
+        const std::size_t n = m.payload_len / sizeof(std::uint32_t);
+        if (n == 0 || n > max_ids || m.payload_len % sizeof(std::uint32_t) != 0) {
+            *err = std::string(name) + " message of " + std::to_string(m.payload_len) + " bytes";
+            return false;
+        }
+        if (!plain(m, m.payload_len, name, err))
+            return false;
+        out->count = n;
+        std::memcpy(out->ids, m.payload, m.payload_len);
+        return true;
+    }
+
+    // An IdList message of type T into a FromWorker or FromParent.
+    template <class T, class Variant>
+    bool ids_into(const Received& m, Variant* out, const char* name, std::string* err)
+    {
+        T v;
+        if (!decode_ids(m, &v, name, err))
+            return false;
+        *out = v;
+        return true;
+    }
+
+    constexpr std::size_t source_size = sizeof(std::uint32_t) + address_room;
+    constexpr std::size_t verdict_size = sizeof(std::uint32_t) + 1;
+
     // ConnectionsMsg.
     bool decode_connections(Received& m, ConnectionsMsg* out, std::string* err)
     {
@@ -76,20 +136,9 @@ namespace {
             ConnectionInfo& info = out->infos[i];
             info = {};
             std::memcpy(&info.accepted_ns, r, sizeof info.accepted_ns);
-            std::memcpy(&info.peer, r + sizeof info.accepted_ns, address_room);
-            const std::size_t used = address_size(info.peer);
-            if (used == 0 && info.peer.ss_family != AF_UNSPEC) {
-                *err = "connection message with address family "
-                    + std::to_string(info.peer.ss_family);
+            info.id = u32(r + id_at);
+            if (!decode_address(r + address_at, &info.peer, true, "connection", err))
                 return false;
-            }
-            // The padding after the address must be zero, as we send it.
-            for (std::size_t b = used; b < address_room; b++) {
-                if (r[sizeof info.accepted_ns + b] != 0) {
-                    *err = "connection message with bytes after the address";
-                    return false;
-                }
-            }
         }
         out->count = m.nfds;
         out->fds = m.fds;
@@ -108,14 +157,29 @@ bool encode_connections(std::span<const ConnectionInfo> infos, Encoded* out, std
     for (std::size_t i = 0; i < infos.size(); i++) {
         char* r = out->payload.data() + i * record_size;
         std::memcpy(r, &infos[i].accepted_ns, sizeof infos[i].accepted_ns);
-        std::memcpy(r + sizeof infos[i].accepted_ns, &infos[i].peer, address_size(infos[i].peer));
+        std::memcpy(r + id_at, &infos[i].id, sizeof infos[i].id);
+        std::memcpy(r + address_at, &infos[i].peer, address_size(infos[i].peer));
     }
     return true;
 }
 
-std::size_t connections_in(const Received& m)
+std::size_t connections_in(const Received& m, IdList* ids)
 {
-    return m.type == Msg::connection ? std::min(m.payload_len / record_size, max_handover) : 0;
+    const std::size_t n
+        = m.type == Msg::connection ? std::min(m.payload_len / record_size, max_handover) : 0;
+    if (ids) {
+        ids->count = n;
+        for (std::size_t i = 0; i < n; i++)
+            ids->ids[i] = u32(m.payload + i * record_size + id_at);
+    }
+    return n;
+}
+
+std::size_t take_ids(std::span<const std::uint32_t> ids, IdList* out)
+{
+    out->count = std::min(ids.size(), max_ids);
+    std::copy_n(ids.begin(), out->count, out->ids);
+    return out->count;
 }
 
 // DrainMsg.
@@ -138,10 +202,37 @@ Encoded encode(const LogMsg& m)
     return e;
 }
 
-// ClosedMsg.
+// ClosedMsg, HelloDoneMsg, ShedMsg: the ids.
 Encoded encode(const ClosedMsg& m)
 {
-    return u32_message(Msg::closed, m.count);
+    return id_message(Msg::closed, m);
+}
+
+Encoded encode(const HelloDoneMsg& m)
+{
+    return id_message(Msg::hello_done, m);
+}
+
+Encoded encode(const ShedMsg& m)
+{
+    return id_message(Msg::shed, m);
+}
+
+// SourceMsg: the id, then the address zero-padded.
+Encoded encode(const SourceMsg& m)
+{
+    Encoded e { Msg::source, std::string(source_size, '\0') };
+    std::memcpy(e.payload.data(), &m.id, sizeof m.id);
+    std::memcpy(e.payload.data() + sizeof m.id, &m.source, address_size(m.source));
+    return e;
+}
+
+// VerdictMsg: the id, then the verdict as one byte.
+Encoded encode(const VerdictMsg& m)
+{
+    Encoded e = u32_message(Msg::verdict, m.id);
+    e.payload.push_back(static_cast<char>(m.verdict));
+    return e;
 }
 
 bool decode_from_worker(const Received& m, FromWorker* out, std::string* err)
@@ -170,10 +261,19 @@ bool decode_from_worker(const Received& m, FromWorker* out, std::string* err)
         return true;
     }
     case Msg::closed:
-        if (!plain(m, sizeof(std::uint32_t), "closed", err))
+        return ids_into<ClosedMsg>(m, out, "closed", err);
+    case Msg::hello_done:
+        return ids_into<HelloDoneMsg>(m, out, "hello-done", err);
+    case Msg::source: {
+        SourceMsg s;
+        if (!plain(m, source_size, "source", err))
             return false;
-        *out = ClosedMsg { u32(m.payload) };
+        s.id = u32(m.payload);
+        if (!decode_address(m.payload + sizeof s.id, &s.source, false, "source", err))
+            return false;
+        *out = s;
         return true;
+    }
     default:
         *err = "message type " + std::to_string(static_cast<unsigned>(m.type))
             + " is not one a worker sends";
@@ -196,6 +296,19 @@ bool decode_from_parent(Received& m, FromParent* out, std::string* err)
             return false;
         *out = DrainMsg { u32(m.payload) };
         return true;
+    case Msg::shed:
+        return ids_into<ShedMsg>(m, out, "shed", err);
+    case Msg::verdict: {
+        if (!plain(m, verdict_size, "verdict", err))
+            return false;
+        const std::uint8_t v = m.payload[sizeof(std::uint32_t)];
+        if (v > static_cast<std::uint8_t>(Verdict::limit_hellos)) {
+            *err = "verdict message with verdict " + std::to_string(v);
+            return false;
+        }
+        *out = VerdictMsg { u32(m.payload), static_cast<Verdict>(v) };
+        return true;
+    }
     default:
         *err = "message type " + std::to_string(static_cast<unsigned>(m.type))
             + " is not one the parent sends";

@@ -8,6 +8,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "source_limits.h"
 
 #include <sys/socket.h>
 
@@ -26,13 +27,19 @@ enum class Msg : std::uint8_t {
     ready = 'R', // worker -> parent: ReadyMsg
     log = 'L', // worker -> parent: LogMsg
     closed = 'X', // worker -> parent: ClosedMsg
+    hello_done = 'H', // worker -> parent: HelloDoneMsg
+    source = 'S', // worker -> parent: SourceMsg
+    shed = 'K', // parent -> worker: ShedMsg
+    verdict = 'V', // parent -> worker: VerdictMsg
 };
 
 // What the parent knows of a connection it hands over: when accept() returned (the hello
-// deadline counts from then) and the client's address (from accept(), so the worker need not
-// ask the kernel again). peer.ss_family is AF_UNSPEC when unknown.
+// deadline counts from then), the id both sides name it by in later messages, and the
+// client's address (from accept(), so the worker need not ask the kernel again).
+// peer.ss_family is AF_UNSPEC when unknown.
 struct ConnectionInfo {
     std::int64_t accepted_ns = 0;
+    std::uint32_t id = 0;
     sockaddr_storage peer {};
 };
 
@@ -59,13 +66,34 @@ struct LogMsg {
     LogLevel level = LogLevel::info;
     std::string_view text;
 };
-// worker -> parent: this many handed-over connections have ended since the last count.
-struct ClosedMsg {
-    std::uint32_t count = 0;
+// Connection ids, 1..max_ids of them: the payload of several messages.
+constexpr std::size_t max_ids = (max_message - 1) / sizeof(std::uint32_t);
+struct IdList {
+    std::size_t count = 0;
+    std::uint32_t ids[max_ids] {};
+    std::span<const std::uint32_t> span() const { return { ids, count }; }
+};
+// worker -> parent: these handed-over connections have ended since the last report (a
+// connection whose hello was not reported done ended in its hello phase).
+struct ClosedMsg : IdList { };
+// worker -> parent: these connections have left the hello phase (routed).
+struct HelloDoneMsg : IdList { };
+// worker -> parent: the real source of a connection still in its hello phase (from its PROXY
+// header). The parent answers with a VerdictMsg.
+struct SourceMsg {
+    std::uint32_t id = 0;
+    sockaddr_storage source {}; // AF_INET or AF_INET6
+};
+// parent -> worker: close these connections if they are still in their hello phase (shed).
+struct ShedMsg : IdList { };
+// parent -> worker: the answer to a SourceMsg; anything but ok means close it.
+struct VerdictMsg {
+    std::uint32_t id = 0;
+    Verdict verdict = Verdict::ok;
 };
 
-using FromParent = std::variant<ConnectionsMsg, DrainMsg>;
-using FromWorker = std::variant<ReadyMsg, LogMsg, ClosedMsg>;
+using FromParent = std::variant<ConnectionsMsg, DrainMsg, ShedMsg, VerdictMsg>;
+using FromWorker = std::variant<ReadyMsg, LogMsg, ClosedMsg, HelloDoneMsg, SourceMsg>;
 
 // One message ready for the channel: its type byte and payload.
 struct Encoded {
@@ -81,6 +109,12 @@ Encoded encode(const DrainMsg& m);
 Encoded encode(const ReadyMsg& m);
 Encoded encode(const LogMsg& m); // cuts the text to what one message holds
 Encoded encode(const ClosedMsg& m);
+Encoded encode(const HelloDoneMsg& m);
+Encoded encode(const SourceMsg& m);
+Encoded encode(const ShedMsg& m);
+Encoded encode(const VerdictMsg& m);
+// Fills `out` with up to max_ids ids taken from the front of `ids`; returns how many.
+std::size_t take_ids(std::span<const std::uint32_t> ids, IdList* out);
 // The records of a connection message for infos.size() descriptors (1..max_handover).
 bool encode_connections(std::span<const ConnectionInfo> infos, Encoded* out, std::string* err);
 
@@ -90,9 +124,9 @@ bool encode_connections(std::span<const ConnectionInfo> infos, Encoded* out, std
 bool decode_from_worker(const Received& m, FromWorker* out, std::string* err);
 bool decode_from_parent(Received& m, FromParent* out, std::string* err);
 
-// How many connections a connection message announces by its records, even when it is
+// The ids of the connections a connection message announces by its records, even when it is
 // unusable: the parent counted them as handed over, so the worker reports them ended.
-std::size_t connections_in(const Received& m);
+std::size_t connections_in(const Received& m, IdList* ids = nullptr);
 
 // Sending: each returns 0 or an errno value (EAGAIN: the channel is full right now), since the
 // callers branch on which. fds and infos have the same length, 1 to max_handover.

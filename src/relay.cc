@@ -60,6 +60,7 @@ Relay::Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, v
     , backend_(std::move(backend))
     , done_(done)
     , owner_(owner)
+    , base_(base)
 {
     for (Direction* d : { &up_, &down_ }) {
         d->relay = this;
@@ -75,6 +76,38 @@ Relay::~Relay()
 {
     for (Direction* d : { &up_, &down_ })
         pipe_pool::release(std::move(d->pipe), d->in_pipe == 0);
+}
+
+std::int64_t Relay::now_ms() const
+{
+    timeval tv {};
+    event_base_gettimeofday_cached(base_, &tv);
+    return std::int64_t { tv.tv_sec } * 1000 + tv.tv_usec / 1000;
+}
+
+void Relay::set_idle_timeout(unsigned seconds)
+{
+    if (seconds == 0)
+        return;
+    idle_ms_ = std::int64_t { seconds } * 1000;
+    last_active_ms_ = now_ms();
+    idle_timer_.reset(evtimer_new(base_, on_idle_check, this));
+    const timeval in { static_cast<time_t>(seconds), 0 };
+    evtimer_add(idle_timer_.get(), &in);
+}
+
+// Either the connection was quiet for the whole timeout (it ends), or the timer waits for
+// what is left of the timeout after its last byte.
+void Relay::on_idle_check(evutil_socket_t, short, void* arg)
+{
+    auto* self = static_cast<Relay*>(arg);
+    const std::int64_t quiet = self->now_ms() - self->last_active_ms_;
+    if (quiet >= self->idle_ms_)
+        return self->done_(self->owner_, "idle-timeout", 0);
+    const std::int64_t left = self->idle_ms_ - quiet;
+    const timeval in { static_cast<time_t>(left / 1000),
+        static_cast<suseconds_t>(left % 1000 * 1000) };
+    evtimer_add(self->idle_timer_.get(), &in);
 }
 
 void Relay::start(std::span<const std::uint8_t> first, std::size_t uncounted)
@@ -157,6 +190,8 @@ void Relay::pump(Direction& d)
         }
         const auto got = static_cast<std::size_t>(n);
         d.bytes += got;
+        if (idle_ms_ > 0)
+            last_active_ms_ = now_ms();
         if (d.pipe) {
             d.in_pipe = got;
             if (!drain_pipe(d))

@@ -34,6 +34,10 @@ public:
     // The first `uncounted` bytes (the header) are not the client's and are not counted.
     void start(std::span<const std::uint8_t> first, std::size_t uncounted);
 
+    // idle-timeout: end with result "idle-timeout" after `seconds` without a byte read either
+    // way (0: never). Call before start().
+    void set_idle_timeout(unsigned seconds);
+
     std::uint64_t up() const { return up_.bytes; } // client -> backend
     std::uint64_t down() const { return down_.bytes; } // backend -> client
 
@@ -58,6 +62,8 @@ private:
 
     static void on_readable(evutil_socket_t, short, void* arg);
     static void on_writable(evutil_socket_t, short, void* arg);
+    static void on_idle_check(evutil_socket_t, short, void* arg);
+    std::int64_t now_ms() const;
 
     void pump(Direction& d);
     void flush(Direction& d);
@@ -74,6 +80,12 @@ private:
     Direction down_;
     DoneFn done_;
     void* owner_;
+    event_base* base_;
+    // idle-timeout: one timer, re-armed only when it fires; reads just note the loop's
+    // cached time (no system call).
+    EventPtr idle_timer_;
+    std::int64_t idle_ms_ = 0;
+    std::int64_t last_active_ms_ = 0;
 };
 
 } // namespace sniproxy

@@ -137,6 +137,15 @@ namespace {
                         ctx, name, { arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(cmd)) }, error))
                     return false;
 
+#ifndef WITH_SANITIZERS // which allow any openat (above)
+        // openat: HOST/allow, read-only (host_allow.cc): no write access, no creating,
+        // truncating or appending, no O_PATH or O_TMPFILE; any other flag is harmless.
+        const scmp_datum_t write_bits
+            = O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | O_PATH | O_TMPFILE;
+        if (!allow(ctx, "openat", { arg(2, SCMP_CMP_MASKED_EQ, write_bits, O_RDONLY) }, error))
+            return false;
+#endif
+
         // ioctl: only FIONREAD, which libevent uses to size its reads.
         if (!allow(ctx, "ioctl", { arg(1, SCMP_CMP_EQ, FIONREAD) }, error))
             return false;

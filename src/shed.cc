@@ -9,18 +9,17 @@
 
 namespace sniproxy {
 
-bool under_pressure(std::size_t open, std::size_t capacity)
+bool under_pressure(std::size_t hellos, std::size_t capacity)
 {
-    return capacity > 0 && open * 100 >= capacity * shed_start_percent;
+    return capacity > 0 && hellos * 100 >= capacity * shed_start_percent;
 }
 
-std::vector<std::size_t> choose_shed(
-    std::span<const HelloPhase> hellos, std::size_t open, std::size_t capacity)
+std::vector<std::size_t> choose_shed(std::span<const HelloPhase> hellos, std::size_t capacity)
 {
-    if (!under_pressure(open, capacity) || hellos.empty())
+    if (!under_pressure(hellos.size(), capacity))
         return {};
     const std::size_t target = capacity * shed_stop_percent / 100;
-    const std::size_t count = std::min(open - std::min(open, target), hellos.size());
+    const std::size_t count = hellos.size() - std::min(hellos.size(), target);
 
     // By source, then age: each source's connections form one run, oldest first.
     std::vector<std::size_t> order(hellos.size());

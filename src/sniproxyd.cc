@@ -236,7 +236,8 @@ int main(int argc, char* argv[])
         logf(LogLevel::err, "%s", error.c_str());
         return 1;
     }
-    Parent parent(o, std::move(invocation), std::move(listeners), identity, max_per_worker);
+    Parent parent(o, std::move(settings), std::move(invocation), std::move(listeners), identity,
+        max_per_worker);
     const int status = parent.run();
     if (!o.pidfile.empty() && read_pidfile(o.pidfile) == getpid()) // not if a successor wrote it
         unlink(o.pidfile.c_str());

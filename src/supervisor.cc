@@ -96,10 +96,22 @@ bool Supervisor::on_message(WorkerSlot& w, Received& m)
         if (admit_record(w))
             log_record_of(w.pid, log->level, sanitize_log_text(log->text, 900, false));
     } else if (const auto* closed = std::get_if<ClosedMsg>(&msg)) {
-        if (!dispatcher_.on_closed(w, closed->count, &err)) {
+        if (!dispatcher_.on_closed(w, closed->span(), &err)) {
             violation(w, err);
             return false;
         }
+    } else if (const auto* hello = std::get_if<HelloDoneMsg>(&msg)) {
+        if (!dispatcher_.on_hello_done(w, hello->span(), &err)) {
+            violation(w, err);
+            return false;
+        }
+    } else if (const auto* source = std::get_if<SourceMsg>(&msg)) {
+        VerdictMsg answer { source->id };
+        if (!dispatcher_.on_source(w, *source, &answer.verdict, &err)) {
+            violation(w, err);
+            return false;
+        }
+        send_verdict(w, answer);
     } else if (w.ready) {
         violation(w, "ready twice");
         return false;
@@ -214,8 +226,32 @@ void Supervisor::send_drain(WorkerSlot& w)
     w.drain_owed = false; // sent, or the worker is gone (SIGCHLD follows; the backstop stays)
 }
 
+// A verdict that finds the channel full waits for room, in order: the connection it answers
+// waits for it (within its hello deadline).
+void Supervisor::send_verdict(WorkerSlot& w, const VerdictMsg& m)
+{
+    if (w.verdicts_owed.empty()) {
+        const int err = w.channel->send(encode(m));
+        if (err != EAGAIN)
+            return; // sent, or the worker is gone
+    }
+    w.verdicts_owed.push_back(m);
+    w.waiting_for_room = true;
+    w.channel->wait_for_room();
+}
+
 void Supervisor::on_room(WorkerSlot& w)
 {
+    std::size_t sent = 0;
+    for (; sent < w.verdicts_owed.size(); sent++)
+        if (w.channel->send(encode(w.verdicts_owed[sent])) == EAGAIN)
+            break;
+    w.verdicts_owed.erase(
+        w.verdicts_owed.begin(), w.verdicts_owed.begin() + static_cast<std::ptrdiff_t>(sent));
+    if (!w.verdicts_owed.empty()) {
+        w.channel->wait_for_room();
+        return;
+    }
     if (w.drain_owed)
         send_drain(w);
 }
@@ -351,6 +387,7 @@ void Supervisor::child_exited(pid_t pid, int status)
 
 void Supervisor::worker_exited(const WorkerSlot& w, int status)
 {
+    dispatcher_.worker_gone(w); // its connections no longer count for their sources
     const bool expected = w.draining || stopping_;
     const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     const bool killed_by_us = w.superseded && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;

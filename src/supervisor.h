@@ -61,6 +61,7 @@ private:
     void check_generation_ready();
     void drain(WorkerSlot& w);
     void send_drain(WorkerSlot& w);
+    void send_verdict(WorkerSlot& w, const VerdictMsg& m);
     void worker_exited(const WorkerSlot& w, int status);
 
     WorkerList& workers_;

@@ -1,6 +1,7 @@
 // worker.cc: a jailed worker. It enters its sandbox before it holds any client data, then
-// runs one libevent loop: connections arrive over the channel from the parent, log records
-// and "closed" counts go back over it. A worker never holds a listening socket.
+// runs one libevent loop: connections arrive over the channel from the parent (and requests to
+// shed some, verdicts on reported sources); log records and per-connection reports (hello
+// done, closed, source) go back over it. A worker never holds a listening socket.
 #include "worker.h"
 
 #include "connection.h"
@@ -9,6 +10,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "sandbox.h"
+#include "settings.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -35,6 +37,9 @@ namespace {
         {
             settings_.hello_timeout_s = o.hello_timeout;
             settings_.all_hashed = o.all_hashed;
+            settings_.idle_timeout_s = settings.idle_timeout;
+            settings_.hello_done = on_hello_done;
+            settings_.report_source = on_report_source;
             settings_.settings = std::move(settings);
         }
 
@@ -45,15 +50,22 @@ namespace {
         static void on_flush(evutil_socket_t, short, void* arg);
         static void on_grace(evutil_socket_t, short, void* arg);
         static void on_connection_done(void* owner, Connection* c);
+        static void on_hello_done(void* owner, Connection* c);
+        static void on_report_source(void* owner, Connection* c, const sockaddr_storage& source);
 
         void read_channel();
         void send_log(LogLevel level, std::string_view text);
+        void queue_message(const Encoded& m);
+        template <class M> void queue_ids_as(std::vector<std::uint32_t>& list);
+        void queue_ids();
         void schedule_flush();
         void flush_queue();
         void flush_at_exit();
         void start_connections(const ConnectionsMsg& m);
         void lost_connections(const Received& m);
         void start_drain(std::uint32_t grace_s);
+        void shed(const ShedMsg& m);
+        void verdict(const VerdictMsg& m);
         void violation(const std::string& why);
 
         const Options& options_;
@@ -65,8 +77,11 @@ namespace {
         EventPtr grace_event_;
         ConnectionSettings settings_;
         std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
-        std::deque<std::string> queue_; // records the channel could not take yet
-        std::uint32_t closed_unreported_ = 0;
+        std::unordered_map<std::uint32_t, Connection*> by_id_;
+        std::deque<Encoded> queue_; // records the channel could not take yet, in order
+        // Reports not yet queued; hello done always leaves before closed, so the parent never
+        // hears of a hello of a connection it has already released.
+        std::vector<std::uint32_t> hello_done_, closed_;
         std::size_t dropped_logs_ = 0;
         bool draining_ = false;
         bool violated_ = false; // the parent broke the protocol: exit with status 1
@@ -129,7 +144,15 @@ namespace {
             std::string err;
             if (!decode_from_parent(m, &msg, &err))
                 return violation(err);
-            if (draining_) // after drain the parent sends nothing
+            if (const auto* s = std::get_if<ShedMsg>(&msg)) {
+                shed(*s);
+                continue;
+            }
+            if (const auto* v = std::get_if<VerdictMsg>(&msg)) {
+                verdict(*v);
+                continue;
+            }
+            if (draining_) // after drain the parent sends no connection and no drain
                 return violation("a message after drain");
             if (const auto* c = std::get_if<ConnectionsMsg>(&msg))
                 start_connections(*c);
@@ -151,13 +174,30 @@ namespace {
     // they ended.
     void Worker::lost_connections(const Received& m)
     {
-        const std::size_t n = connections_in(m);
+        IdList ids;
+        const std::size_t n = connections_in(m, &ids);
         logf(LogLevel::err,
             "worker: descriptors of a connection message lost (out of them?), "
             "%zu connection(s) closed",
             n);
-        closed_unreported_ += static_cast<std::uint32_t>(n);
+        closed_.insert(closed_.end(), ids.ids, ids.ids + ids.count);
         schedule_flush();
+    }
+
+    // Shedding races with the hello: a connection routed (or gone) meanwhile is left alone.
+    void Worker::shed(const ShedMsg& m)
+    {
+        for (const std::uint32_t id : m.span()) {
+            const auto it = by_id_.find(id);
+            if (it != by_id_.end() && it->second->in_hello())
+                it->second->abort("shed");
+        }
+    }
+
+    void Worker::verdict(const VerdictMsg& m)
+    {
+        if (const auto it = by_id_.find(m.id); it != by_id_.end())
+            it->second->on_verdict(m.verdict);
     }
 
     void Worker::start_connections(const ConnectionsMsg& m)
@@ -167,6 +207,7 @@ namespace {
                 base_.get(), settings_, std::move(m.fds[i]), m.infos[i], on_connection_done, this);
             Connection* raw = c.get();
             connections_.emplace(raw, std::move(c));
+            by_id_[raw->id()] = raw;
             raw->start();
         }
     }
@@ -195,11 +236,26 @@ namespace {
     void Worker::on_connection_done(void* owner, Connection* c)
     {
         auto* self = static_cast<Worker*>(owner);
+        self->closed_.push_back(c->id());
+        self->by_id_.erase(c->id());
         self->connections_.erase(c);
-        self->closed_unreported_++;
-        self->schedule_flush(); // the close count leaves in the next batch
+        self->schedule_flush(); // the report leaves in the next batch
         if (self->draining_ && self->connections_.empty())
             event_base_loopexit(self->base_.get(), nullptr);
+    }
+
+    void Worker::on_hello_done(void* owner, Connection* c)
+    {
+        auto* self = static_cast<Worker*>(owner);
+        self->hello_done_.push_back(c->id());
+        self->schedule_flush();
+    }
+
+    void Worker::on_report_source(void* owner, Connection* c, const sockaddr_storage& source)
+    {
+        auto* self = static_cast<Worker*>(owner);
+        self->queue_message(encode(SourceMsg { c->id(), source }));
+        self->schedule_flush();
     }
 
     // Records are queued and leave in batches (schedule_flush, flush_queue).
@@ -209,8 +265,30 @@ namespace {
             dropped_logs_++;
             return;
         }
-        queue_.push_back(encode(LogMsg { level, text }).payload);
+        queue_message(encode(LogMsg { level, text }));
         schedule_flush();
+    }
+
+    void Worker::queue_message(const Encoded& m)
+    {
+        queue_.push_back(m);
+    }
+
+    // The reports, as messages of up to max_ids ids each, behind what is queued already.
+    template <class M> void Worker::queue_ids_as(std::vector<std::uint32_t>& list)
+    {
+        for (std::span<const std::uint32_t> left(list); !left.empty();) {
+            M m;
+            left = left.subspan(take_ids(left, &m));
+            queue_message(encode(m));
+        }
+        list.clear();
+    }
+
+    void Worker::queue_ids()
+    {
+        queue_ids_as<HelloDoneMsg>(hello_done_);
+        queue_ids_as<ClosedMsg>(closed_);
     }
 
     // Log records and close counts wait up to flush_delay so that they leave in batches even
@@ -233,28 +311,20 @@ namespace {
         static_cast<Worker*>(arg)->flush_queue();
     }
 
-    // Sends the queued log records, then the count of closed connections, in batches of one
-    // sendmmsg each, until done or the channel is full (then the next writable event resumes).
+    // Sends the queued records and reports in batches of one sendmmsg each, until done or
+    // the channel is full (then the next writable event resumes).
     void Worker::flush_queue()
     {
-        while (!queue_.empty() || closed_unreported_ > 0) {
+        queue_ids();
+        while (!queue_.empty()) {
             Outgoing batch[max_batch];
             std::size_t n = 0;
-            for (; n < queue_.size() && n + 1 < max_batch; n++)
-                batch[n] = { Msg::log,
-                    { reinterpret_cast<const std::uint8_t*>(queue_[n].data()), queue_[n].size() } };
-            const Encoded closed = encode(ClosedMsg { closed_unreported_ });
-            const bool with_closed = n == queue_.size() && closed_unreported_ > 0;
-            if (with_closed)
-                batch[n++] = { closed.type, closed.bytes() };
+            for (; n < queue_.size() && n < max_batch; n++)
+                batch[n] = { queue_[n].type, queue_[n].bytes() };
             const int sent = send_messages(channel_, { batch, n });
             if (sent <= 0)
                 break; // full (or the parent is gone: the channel's read side will tell)
-            const std::size_t logs_sent
-                = std::min<std::size_t>(static_cast<std::size_t>(sent), queue_.size());
-            queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(logs_sent));
-            if (with_closed && static_cast<std::size_t>(sent) == n)
-                closed_unreported_ = 0;
+            queue_.erase(queue_.begin(), queue_.begin() + sent);
             if (static_cast<std::size_t>(sent) < n)
                 break;
         }
@@ -262,17 +332,17 @@ namespace {
             const std::size_t n = std::exchange(dropped_logs_, 0);
             logf(LogLevel::warning, "worker: %zu log records dropped (parent not reading)", n);
         }
-        if (!queue_.empty() || closed_unreported_ > 0)
+        if (!queue_.empty())
             event_add(flush_event_.get(), nullptr);
     }
 
     // The last records before exit: wait (briefly) for room in the channel rather than lose them.
     void Worker::flush_at_exit()
     {
-        for (int i = 0; i < 100 && (!queue_.empty() || closed_unreported_ > 0); i++) {
+        for (int i = 0; i < 100 && (!queue_.empty() || !closed_.empty()); i++) {
             flush_queue();
             pollfd p { channel_, POLLOUT, 0 };
-            if ((!queue_.empty() || closed_unreported_ > 0) && poll(&p, 1, 10) < 0)
+            if (!queue_.empty() && poll(&p, 1, 10) < 0)
                 break;
         }
     }
@@ -326,7 +396,7 @@ int worker_main(const Options& o)
         logf(LogLevel::err, "worker: cannot create the event loop");
         return 1;
     }
-    // The parent passes the settings as -o items (settings_items), already checked.
+    // The parent passes its settings as -o items (settings_items), checked there already.
     Settings settings;
     if (std::string err; !parse_settings("", "", o.settings, &settings, &err)) {
         logf(LogLevel::err, "worker: %s", err.c_str());

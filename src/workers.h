@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace sniproxy {
@@ -28,11 +29,24 @@ public:
     virtual void wait_for_room() = 0;
 };
 
+// What the parent keeps of each connection a worker holds, by id, until the worker reports it
+// closed (or dies): the source it is counted under and whether it is still in its hello phase.
+struct HeldConnection {
+    SourceKey key;
+    std::int64_t accepted_ns = 0;
+    bool in_hello = true;
+    bool shed = false; // the worker was asked to close it
+    bool moved = false; // its real source came from the worker (SourceMsg)
+};
+
 struct WorkerSlot {
     pid_t pid = -1;
     std::unique_ptr<WorkerChannel> channel;
     unsigned generation = 0;
     std::size_t inflight = 0; // handed over and not yet reported closed
+    // The connections handed over, by id (at most -c of them, as inflight).
+    std::unordered_map<std::uint32_t, HeldConnection> held;
+    std::vector<VerdictMsg> verdicts_owed; // answers that found the channel full
     bool ready = false;
     bool draining = false;
     bool drain_owed = false; // the drain message waits for room in the channel

@@ -4,6 +4,9 @@
 #include "dispatcher.h"
 #include "fake_workers.h"
 
+#include <algorithm>
+#include <cstring>
+
 using namespace sniproxy;
 using namespace sniproxy::test;
 
@@ -66,33 +69,46 @@ TEST_CASE("a batch goes in one message up to the worker's room; the rest to the 
 TEST_CASE("full workers leave connections pending, in order, and accepting pauses")
 {
     Rig r;
-    WorkerSlot& a = r.add(3);
+    WorkerSlot& a = r.add(0);
     CHECK(r.d.wants_accepting());
-    auto batch = connections(3);
-    const int first_pending = batch[1].fd.get();
+    auto batch = connections(6);
     CHECK_FALSE(r.d.hand_over(batch));
     CHECK(a.inflight == 4);
     CHECK(r.d.pending() == 2);
     CHECK_FALSE(r.d.wants_accepting());
     // One connection ends: the oldest pending one goes.
     std::string err;
-    REQUIRE(r.d.on_closed(a, 1, &err));
+    const std::vector<std::uint32_t> first = channel_of(a).ids;
+    REQUIRE(r.d.on_closed(a, std::span(first).first(1), &err));
     CHECK(r.d.pending() == 1);
     CHECK(channel_of(a).batches.back() == 1);
-    REQUIRE(r.d.on_closed(a, 4, &err));
+    const std::vector<std::uint32_t> all = channel_of(a).ids;
+    REQUIRE(r.d.on_closed(a, std::span(all).subspan(1), &err));
     CHECK(r.d.pending() == 0);
+    CHECK(a.inflight == 1);
     CHECK(r.d.wants_accepting());
-    (void)first_pending;
 }
 
-TEST_CASE("a count of closed connections larger than the worker holds is refused")
+TEST_CASE("each connection has its own id; a report of one the worker does not hold is refused")
 {
     Rig r;
-    WorkerSlot& a = r.add(2);
+    WorkerSlot& a = r.add(0);
+    REQUIRE(r.give(2));
+    const std::vector<std::uint32_t> ids = channel_of(a).ids;
+    REQUIRE(ids.size() == 2);
+    CHECK(ids[0] != ids[1]);
+    CHECK(ids[0] != 0);
     std::string err;
-    CHECK_FALSE(r.d.on_closed(a, 3, &err));
-    CHECK(err.find("holding 2") != std::string::npos);
-    CHECK(a.inflight == 2);
+    const std::uint32_t stranger[] = { ids[0] + ids[1] + 1 };
+    CHECK_FALSE(r.d.on_closed(a, stranger, &err));
+    CHECK(err.find("does not hold") != std::string::npos);
+    CHECK_FALSE(r.d.on_hello_done(a, stranger, &err));
+    REQUIRE(r.d.on_hello_done(a, std::span(ids).first(1), &err));
+    CHECK_FALSE(r.d.on_hello_done(a, std::span(ids).first(1), &err)); // twice
+    CHECK(err.find("twice") != std::string::npos);
+    REQUIRE(r.d.on_closed(a, std::span(ids).first(1), &err));
+    CHECK_FALSE(r.d.on_closed(a, std::span(ids).first(1), &err)); // closed twice
+    CHECK(a.inflight == 1);
 }
 
 TEST_CASE("a full channel is skipped until it has room; a broken one gets nothing more")
@@ -176,10 +192,60 @@ TEST_CASE("equal workers take turns even when their loads return to equal")
     std::string err;
     CHECK(r.give(1));
     CHECK(a.inflight == 1);
-    REQUIRE(r.d.on_closed(a, 1, &err)); // both idle again
+    REQUIRE(r.d.on_closed(a, channel_of(a).ids, &err)); // both idle again
     CHECK(r.give(1));
     CHECK(b.inflight == 1); // not a again
-    REQUIRE(r.d.on_closed(b, 1, &err));
+    REQUIRE(r.d.on_closed(b, channel_of(b).ids, &err));
     CHECK(r.give(1));
     CHECK(a.inflight == 1);
+}
+
+TEST_CASE("under pressure the oldest hellos of the sources holding the most are shed")
+{
+    Rig r; // a capacity of 8: shedding from 90 % (8 hellos, as 7.2 rounds up)
+    WorkerSlot& a = r.add(0);
+    WorkerSlot& b = r.add(0);
+    WorkerSlot& c = r.add(0);
+    r.d.set_capacity(8);
+    Settings settings;
+    SourceLimits limits(settings, { 3, 4 });
+    r.d.set_limits(&limits);
+    auto real = admitted(limits, "192.0.2.1", 1, r.clock.now);
+    REQUIRE(r.d.hand_over(real));
+    auto noisy = admitted(limits, "203.0.113.9", 6, r.clock.now + 1000);
+    REQUIRE(r.d.hand_over(noisy));
+    CHECK(r.d.shed_if_needed() == 0); // 7 of 8: below 90 %
+    // One established connection does not count: route the real client's.
+    const std::uint32_t real_id = channel_of(a).ids[0];
+    std::string err;
+    const std::uint32_t routed[] = { real_id };
+    REQUIRE(r.d.on_hello_done(a, routed, &err));
+    auto two = admitted(limits, "203.0.113.9", 2, r.clock.now + 2000);
+    REQUIRE(r.d.hand_over(two)); // 8 in the hello phase of 8
+    CHECK(r.d.shed_if_needed() == 2); // down to 80 %: 6
+    CHECK(r.d.hellos() == 6);
+    std::vector<std::uint32_t> shed;
+    for (WorkerSlot* w : { &a, &b, &c })
+        for (const Encoded& e : channel_of(*w).messages) {
+            REQUIRE(e.type == Msg::shed);
+            Received m;
+            m.type = e.type;
+            std::memcpy(m.payload, e.payload.data(), e.payload.size());
+            m.payload_len = e.payload.size();
+            FromParent msg;
+            REQUIRE(decode_from_parent(m, &msg, &err));
+            for (std::uint32_t id : std::get<ShedMsg>(msg).span())
+                shed.push_back(id);
+        }
+    // The noisy source's two oldest, never the established one.
+    const std::uint32_t oldest[] = { channel_of(b).ids[0], channel_of(b).ids[1] };
+    std::sort(shed.begin(), shed.end());
+    std::vector<std::uint32_t> want(std::begin(oldest), std::end(oldest));
+    std::sort(want.begin(), want.end());
+    CHECK(shed == want);
+    CHECK(r.d.shed_if_needed() == 0); // not twice
+    // They close: counted as in their hello phase.
+    REQUIRE(r.d.on_closed(b, oldest, &err));
+    CHECK(limits.counts(limits.key_of(ip_of(ipv4("203.0.113.9")))).hellos == 6);
+    CHECK(r.d.hellos() == 6);
 }

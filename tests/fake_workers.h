@@ -8,6 +8,7 @@
 #include "supervisor.h"
 #include "workers.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 
@@ -28,13 +29,17 @@ struct FakeClock final : Clock {
 struct FakeChannel final : WorkerChannel {
     std::vector<std::size_t> batches; // connections per message sent
     std::vector<Msg> sent; // other messages, by type
+    std::vector<Encoded> messages; // and as sent
+    std::vector<std::uint32_t> ids; // of the connections sent, in order
     int fail_with = 0; // errno for the next sends (0: they succeed)
     int waits = 0; // wait_for_room calls
-    int send_connections(std::span<const int> fds, std::span<const ConnectionInfo>) override
+    int send_connections(std::span<const int> fds, std::span<const ConnectionInfo> infos) override
     {
         if (fail_with)
             return fail_with;
         batches.push_back(fds.size());
+        for (const ConnectionInfo& i : infos)
+            ids.push_back(i.id);
         return 0;
     }
     int send(const Encoded& m) override
@@ -42,6 +47,7 @@ struct FakeChannel final : WorkerChannel {
         if (fail_with)
             return fail_with;
         sent.push_back(m.type);
+        messages.push_back(m);
         return 0;
     }
     void wait_for_room() override { waits++; }
@@ -96,6 +102,31 @@ inline std::vector<Pending> connections(std::size_t n)
     std::vector<Pending> v(n);
     for (auto& p : v)
         p.fd.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    return v;
+}
+
+inline sockaddr_storage ipv4(const char* text, std::uint16_t port = 4000)
+{
+    sockaddr_storage ss {};
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    inet_pton(AF_INET, text, &a->sin_addr);
+    return ss;
+}
+
+// Connections from `source`, admitted by `limits` as the parent does on accept (all must be).
+inline std::vector<Pending> admitted(
+    SourceLimits& limits, const char* source, std::size_t n, std::int64_t now_ns)
+{
+    std::vector<Pending> v = connections(n);
+    for (std::size_t i = 0; i < n; i++) {
+        v[i].info.peer = ipv4(source);
+        v[i].info.accepted_ns = now_ns + static_cast<std::int64_t>(i);
+        const Admission a = limits.admit(ip_of(v[i].info.peer),
+            SourceLimits::Clock::time_point(std::chrono::nanoseconds(now_ns)));
+        v[i].key = a.key;
+    }
     return v;
 }
 

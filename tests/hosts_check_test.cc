@@ -381,3 +381,25 @@ TEST_CASE("alpn/ entries, _nosni and send-proxy-v2-ja4", "[hosts_check]")
     expect_exactly(all, "ja4only.example", { { W, "send-proxy-v2-ja4 without send-proxy-v2" } });
     expect_exactly(all, "alpnonly.example", { { E, "no tls-socket" } });
 }
+
+TEST_CASE("an allow file is known; a bad one is an error with its line", "[hosts_check]")
+{
+    Scratch s;
+    build_clean_tree(s);
+    const auto write = [&](const std::string& rel, const std::string& text) {
+        s.file(rel);
+        const UniqueFd fd(open((s.hosts() + "/" + rel).c_str(), O_WRONLY | O_CLOEXEC));
+        REQUIRE(::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    };
+    s.host("good.example");
+    write("good.example/allow", "192.0.2.0/24 # office\n2001:db8::/32\n");
+    s.host("bad.example");
+    write("bad.example/allow", "192.0.2.0/24\nnot-an-address\n");
+    s.host("nobody.example");
+    write("nobody.example/allow", "# closed\n");
+    const std::vector<Finding> all = check_hosts_dir(s.hosts(), {});
+    INFO(dump(all));
+    expect_exactly(all, "good.example", {});
+    expect_exactly(all, "bad.example", { { Severity::error, "bad.example/allow line 2" } });
+    expect_exactly(all, "nobody.example", { { Severity::warning, "allow lists nobody" } });
+}

@@ -98,8 +98,8 @@ TEST_CASE("worker arguments round-trip through the parser")
     CHECK(w.hello_timeout == 7);
     CHECK(w.verbosity == 1);
     CHECK(w.all_hashed);
-    // The jailed worker cannot read a -f file: its settings come as -o items.
-    CHECK(w.settings == std::vector<std::string> { "proxy-from=10.0.0.2", "deny=192.0.2.0/24" });
+    // Not the -o items as given: the parent appends its merged settings (settings_items).
+    CHECK(w.settings.empty());
 }
 
 TEST_CASE("-f and repeated -o are kept for load_settings")

@@ -24,15 +24,45 @@ Received as_received(const Encoded& e, std::size_t nfds = 0)
     return m;
 }
 
-template <typename T> bool worker_says(const Received& m, T* out = nullptr)
+// Decodes `m` with `decode` and takes it as a T (false if refused or another message).
+template <typename T, typename From, typename M>
+bool decodes_as(M& m, T* out, bool (*decode)(M&, From*, std::string*))
 {
-    FromWorker msg;
+    From msg;
     std::string err;
-    if (!decode_from_worker(m, &msg, &err) || !std::holds_alternative<T>(msg))
+    if (!decode(m, &msg, &err) || !std::holds_alternative<T>(msg))
         return false;
     if (out)
         *out = std::get<T>(msg);
     return true;
+}
+
+template <typename T> bool worker_says(const Received& m, T* out = nullptr)
+{
+    return decodes_as(m, out, decode_from_worker);
+}
+
+template <typename T> T with_ids(std::initializer_list<std::uint32_t> ids)
+{
+    T m;
+    for (std::uint32_t id : ids)
+        m.ids[m.count++] = id;
+    return m;
+}
+
+template <typename T> bool parent_says(Received m, T* out = nullptr)
+{
+    return decodes_as(m, out, decode_from_parent);
+}
+
+sockaddr_storage ipv6(std::uint8_t last)
+{
+    sockaddr_storage ss {};
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr.s6_addr[15] = last;
+    a->sin6_port = htons(443);
+    return ss;
 }
 
 bool parent_refuses(Received m)
@@ -48,8 +78,24 @@ TEST_CASE("worker messages decode to what was encoded")
 {
     CHECK(worker_says<ReadyMsg>(as_received(encode(ReadyMsg {}))));
     ClosedMsg closed;
-    REQUIRE(worker_says(as_received(encode(ClosedMsg { 70000 })), &closed));
-    CHECK(closed.count == 70000);
+    REQUIRE(worker_says(as_received(encode(with_ids<ClosedMsg>({ 70000, 3 }))), &closed));
+    CHECK(closed.count == 2);
+    CHECK(closed.ids[0] == 70000);
+    CHECK(closed.ids[1] == 3);
+    HelloDoneMsg hello;
+    REQUIRE(worker_says(as_received(encode(with_ids<HelloDoneMsg>({ 9 }))), &hello));
+    CHECK((hello.count == 1 && hello.ids[0] == 9));
+    SourceMsg source;
+    REQUIRE(worker_says(as_received(encode(SourceMsg { 12, ipv6(5) })), &source));
+    CHECK(source.id == 12);
+    CHECK(source.source.ss_family == AF_INET6);
+    CHECK(reinterpret_cast<const sockaddr_in6*>(&source.source)->sin6_addr.s6_addr[15] == 5);
+    CHECK(ntohs(reinterpret_cast<const sockaddr_in6*>(&source.source)->sin6_port) == 443);
+    // As many ids as one message holds, and take_ids cuts a longer list there.
+    std::vector<std::uint32_t> many(1000, 4);
+    ClosedMsg full;
+    CHECK(take_ids(many, &full) == max_ids);
+    CHECK(worker_says<ClosedMsg>(as_received(encode(full))));
     LogMsg log;
     Received m = as_received(encode(LogMsg { LogLevel::notice, "text" }));
     REQUIRE(worker_says(m, &log));
@@ -68,8 +114,19 @@ TEST_CASE("parent messages decode to what was encoded")
     REQUIRE(decode_from_parent(d, &msg, &err));
     CHECK(std::get<DrainMsg>(msg).grace_s == 17);
 
+    ShedMsg shed;
+    REQUIRE(parent_says(as_received(encode(with_ids<ShedMsg>({ 1, 2, 3 }))), &shed));
+    CHECK(shed.count == 3);
+    CHECK(shed.ids[2] == 3);
+    VerdictMsg verdict;
+    REQUIRE(parent_says(as_received(encode(VerdictMsg { 77, Verdict::limit_rate })), &verdict));
+    CHECK(verdict.id == 77);
+    CHECK(verdict.verdict == Verdict::limit_rate);
+
     ConnectionInfo infos[2];
     infos[0].accepted_ns = 5;
+    infos[0].id = 41;
+    infos[1].id = 42;
     reinterpret_cast<sockaddr_in*>(&infos[1].peer)->sin_family = AF_INET;
     reinterpret_cast<sockaddr_in*>(&infos[1].peer)->sin_port = htons(9);
     Encoded e;
@@ -79,6 +136,8 @@ TEST_CASE("parent messages decode to what was encoded")
     const auto& got = std::get<ConnectionsMsg>(msg);
     CHECK(got.count == 2);
     CHECK(got.infos[0].accepted_ns == 5);
+    CHECK(got.infos[0].id == 41);
+    CHECK(got.infos[1].id == 42);
     CHECK(ntohs(reinterpret_cast<const sockaddr_in*>(&got.infos[1].peer)->sin_port) == 9);
     CHECK(got.fds == c.fds);
     CHECK_FALSE(encode_connections({}, &e, &err));
@@ -86,11 +145,30 @@ TEST_CASE("parent messages decode to what was encoded")
 
 TEST_CASE("a worker's message is refused for a wrong size, value, descriptor or direction")
 {
-    Received m = as_received(encode(ClosedMsg { 1 }));
+    Received m = as_received(encode(with_ids<ClosedMsg>({ 1 })));
     m.payload_len = 3;
     CHECK_FALSE(worker_says<ClosedMsg>(m));
+    m.payload_len = 0; // no id at all
+    CHECK_FALSE(worker_says<ClosedMsg>(m));
+    m.payload_len = 5;
+    CHECK_FALSE(worker_says<ClosedMsg>(m));
+    CHECK_FALSE(worker_says<ClosedMsg>(as_received(encode(with_ids<ClosedMsg>({ 1 })), 1)));
+    Received hello = as_received(encode(with_ids<HelloDoneMsg>({ 1 })));
+    hello.payload_len = 0;
+    CHECK_FALSE(worker_says<HelloDoneMsg>(hello));
+    // A source must be an IP address, exactly sized, zero after it.
+    sockaddr_storage unspec {};
+    CHECK_FALSE(worker_says<SourceMsg>(as_received(encode(SourceMsg { 1, unspec }))));
+    Received src = as_received(encode(SourceMsg { 1, ipv6(1) }));
+    src.payload_len--;
+    CHECK_FALSE(worker_says<SourceMsg>(src));
+    sockaddr_storage v4 {};
+    v4.ss_family = AF_INET;
+    Received padded = as_received(encode(SourceMsg { 1, v4 }));
+    padded.payload[4 + sizeof(sockaddr_in) + 1] = 1;
+    CHECK_FALSE(worker_says<SourceMsg>(padded));
     CHECK_FALSE(worker_says<ReadyMsg>(as_received(encode(ReadyMsg {}), 1))); // a descriptor
-    Received ready_with_payload = as_received(encode(ClosedMsg { 1 }));
+    Received ready_with_payload = as_received(encode(with_ids<ClosedMsg>({ 1 })));
     ready_with_payload.type = Msg::ready;
     CHECK_FALSE(worker_says<ReadyMsg>(ready_with_payload));
     Received level = as_received(encode(LogMsg { LogLevel::info, "x" }));
@@ -121,4 +199,18 @@ TEST_CASE("a parent's message is refused for a wrong size, descriptor or directi
     REQUIRE(encode_connections(one, &e, &err));
     CHECK(parent_refuses(as_received(e, 0))); // no descriptor
     CHECK(parent_refuses(as_received(e, 2))); // more descriptors than records
+    Received verdict = as_received(encode(VerdictMsg { 1, Verdict::ok }));
+    verdict.payload[4] = 5; // no such verdict
+    CHECK(parent_refuses(std::move(verdict)));
+    Received shed = as_received(encode(with_ids<ShedMsg>({ 1 })));
+    shed.payload_len = 2;
+    CHECK(parent_refuses(std::move(shed)));
+    // The worker's reports are not the parent's to send, and the other way round.
+    CHECK(parent_refuses(as_received(encode(with_ids<ClosedMsg>({ 1 })))));
+    CHECK(parent_refuses(as_received(encode(SourceMsg { 1, ipv6(1) }))));
+    FromWorker from_worker;
+    CHECK_FALSE(
+        decode_from_worker(as_received(encode(with_ids<ShedMsg>({ 1 }))), &from_worker, &err));
+    CHECK_FALSE(
+        decode_from_worker(as_received(encode(VerdictMsg { 1, Verdict::ok })), &from_worker, &err));
 }

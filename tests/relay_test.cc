@@ -1,7 +1,7 @@
 // relay_test.cc: the established-connection data path on real sockets and a real event loop:
 // bulk data byte-exact both ways (through the splice path), a receiver slower than the sender
 // (bytes parked in the pipe or in the pending buffer, nothing lost), half-close passed on,
-// a reset reported on the right side, and no descriptor left behind.
+// a reset reported on the right side, no descriptor left behind, and idle-timeout.
 #include "catch.h"
 #include "pipe_pool.h"
 #include "relay.h"
@@ -217,4 +217,30 @@ TEST_CASE("a backend reset while bulk data flows ends the relay as backend-reset
     shutdown(client.ours.get(), SHUT_RDWR); // unblocks the writer (close would not)
     writer.join();
     CHECK(o.result == "backend-reset");
+}
+
+TEST_CASE("idle-timeout ends a quiet relay, and traffic either way keeps it open")
+{
+    Rig r;
+    auto& [base, client, backend, o] = r;
+    o.relay->set_idle_timeout(1);
+    o.relay->start({}, 0);
+    const auto start = std::chrono::steady_clock::now();
+    // Bytes every 300 ms for 1.5 s, alternating directions: never quiet for a second.
+    std::uint8_t byte = 'x', got = 0;
+    for (int i = 0; i < 5; i++) {
+        const bool up = i % 2 == 0;
+        REQUIRE(write(up ? client.ours.get() : backend.ours.get(), &byte, 1) == 1);
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+        run_loop(base.get(), 20000, [&] { return std::chrono::steady_clock::now() >= until; });
+        REQUIRE_FALSE(o.done);
+        REQUIRE(read(up ? backend.ours.get() : client.ours.get(), &got, 1) == 1);
+    }
+    const auto last = std::chrono::steady_clock::now();
+    CHECK(last - start >= std::chrono::milliseconds(1400));
+    run_until_done(base.get(), o);
+    const auto quiet = std::chrono::steady_clock::now() - last;
+    CHECK(o.result == "idle-timeout");
+    CHECK(quiet >= std::chrono::milliseconds(650)); // the last byte was read 300 ms before
+    CHECK(quiet < std::chrono::milliseconds(1500));
 }

@@ -514,7 +514,12 @@ TEST_CASE("the allowlist kills the worker on anything else", "[sandbox][seccomp]
 #endif
         { "tgkill of another signal", [] { syscall(SYS_tgkill, getpid(), getpid(), SIGTERM); } },
 #ifndef WITH_SANITIZERS // sanitizer builds let their runtime open /proc/self/maps
-        { "openat", [] { syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY); } },
+        // openat is allowed read-only (HOST/allow), never for writing or creating.
+        { "openat for writing", [] { syscall(SYS_openat, AT_FDCWD, "/tmp/x", O_WRONLY); } },
+        { "openat O_RDWR", [] { syscall(SYS_openat, AT_FDCWD, "/tmp/x", O_RDWR); } },
+        { "openat O_CREAT",
+            [] { syscall(SYS_openat, AT_FDCWD, "/tmp/x", O_RDONLY | O_CREAT, 0600); } },
+        { "openat O_PATH", [] { syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_PATH); } },
 #ifdef SYS_open
         { "open", [] { syscall(SYS_open, "/etc/passwd", O_RDONLY); } },
 #endif
@@ -532,6 +537,16 @@ TEST_CASE("the allowlist kills the worker on anything else", "[sandbox][seccomp]
                     << "; it reported: " << read_all(report.read_end.get()));
         CHECK(killed_by_filter(status));
     }
+#ifndef WITH_SANITIZERS
+    // What HOST/allow needs survives.
+    const int status = run_child([] {
+        child_enter_filter(-1);
+        const long fd
+            = syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        return fd >= 0 ? 0 : 3;
+    });
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+#endif
 }
 
 TEST_CASE("no_new_privs and the filter show in /proc and cannot be skipped", "[sandbox][seccomp]")

@@ -16,6 +16,14 @@ namespace {
 constexpr int exited_1 = 1 << 8; // wait status: exit(1)
 constexpr int killed_9 = SIGKILL; // wait status: killed by SIGKILL
 
+template <typename T> T with_ids(std::initializer_list<std::uint32_t> ids)
+{
+    T m;
+    for (std::uint32_t id : ids)
+        m.ids[m.count++] = id;
+    return m;
+}
+
 struct Rig {
     FakeClock clock;
     FakeSpawner spawner;
@@ -202,7 +210,15 @@ TEST_CASE("a worker that breaks the protocol is logged and replaced")
     }
     SECTION("a count of closed connections it was never given")
     {
-        CHECK_FALSE(r.say(w, encode(ClosedMsg { 1 })));
+        CHECK_FALSE(r.say(w, encode(with_ids<ClosedMsg>({ 1 }))));
+    }
+    SECTION("a hello done of a connection it was never given")
+    {
+        CHECK_FALSE(r.say(w, encode(with_ids<HelloDoneMsg>({ 1 }))));
+    }
+    SECTION("the source of a connection it was never given")
+    {
+        CHECK_FALSE(r.say(w, encode(SourceMsg { 1, ipv4("192.0.2.1") })));
     }
     SECTION("a malformed closed message")
     {
@@ -224,7 +240,7 @@ TEST_CASE("a worker that breaks the protocol is logged and replaced")
     CHECK(log.has(LogLevel::err, "protocol violation"));
     CHECK(r.spawner.killed(pid));
     CHECK_FALSE(w.ready); // no more connections for it
-    CHECK_FALSE(r.say(w, encode(ClosedMsg { 0 }))); // and nothing more is read from it
+    CHECK_FALSE(r.say(w, encode(ReadyMsg {}))); // and nothing more is read from it
     r.clock.advance_ms(10'000);
     r.s.child_exited(pid, killed_9);
     r.s.tick();
@@ -282,7 +298,9 @@ TEST_CASE("well-formed messages are accepted: logs pass through escaped, counts 
     CHECK(r.say(w, encode(LogMsg { LogLevel::warning, "hello\nforged" })));
     CHECK(log.has(LogLevel::warning, "hello"));
     CHECK_FALSE(log.has(LogLevel::warning, "\n"));
-    CHECK(r.say(w, encode(ClosedMsg { 3 })));
+    ClosedMsg closed;
+    take_ids(channel_of(w).ids, &closed);
+    CHECK(r.say(w, encode(closed)));
     CHECK(w.inflight == 0);
     CHECK(r.spawner.kills.empty());
 }
@@ -296,4 +314,121 @@ TEST_CASE("a second stop kills every worker at once")
     r.s.stop(true);
     CHECK(r.s.finished());
     CHECK(r.spawner.kills.size() == 2);
+}
+
+namespace {
+struct Counted : Rig {
+    Settings settings;
+    SourceLimits limits;
+    explicit Counted(unsigned source_max)
+        : Rig(1)
+        , settings(with_max(source_max))
+        , limits(settings, { 1, 2 })
+    {
+        d.set_limits(&limits);
+        all_ready();
+    }
+    static Settings with_max(unsigned n)
+    {
+        Settings s;
+        s.source_max = n;
+        return s;
+    }
+    SourceLimits::Counts counts(const char* source)
+    {
+        return limits.counts(limits.key_of(ip_of(ipv4(source))));
+    }
+};
+} // namespace
+
+TEST_CASE("per-source counts follow the worker's reports and survive its crash")
+{
+    Counted r(3);
+    WorkerSlot& w = *r.workers[0];
+    auto batch = admitted(r.limits, "192.0.2.1", 3, r.clock.now);
+    REQUIRE(r.d.hand_over(batch));
+    CHECK(r.counts("192.0.2.1").connections == 3);
+    CHECK(r.counts("192.0.2.1").hellos == 3);
+    CHECK(r.d.hellos() == 3);
+    const std::vector<std::uint32_t> ids = channel_of(w).ids;
+    CHECK(r.say(w, encode(with_ids<HelloDoneMsg>({ ids[0], ids[1] }))));
+    CHECK(r.counts("192.0.2.1").hellos == 1);
+    CHECK(r.d.hellos() == 1);
+    CHECK(r.say(w, encode(with_ids<ClosedMsg>({ ids[0], ids[2] })))); // one routed, one not
+    CHECK(r.counts("192.0.2.1").connections == 1);
+    CHECK(r.counts("192.0.2.1").hellos == 0);
+    // A hello reported twice is a lie, so is one of a closed connection.
+    LogCapture log;
+    SECTION("a crash releases what the worker held")
+    {
+        auto more = admitted(r.limits, "192.0.2.1", 2, r.clock.now);
+        REQUIRE(r.d.hand_over(more));
+        CHECK(r.counts("192.0.2.1").connections == 3);
+        r.s.child_exited(w.pid, killed_9);
+        CHECK(r.counts("192.0.2.1").connections == 0);
+        CHECK(r.counts("192.0.2.1").hellos == 0);
+        CHECK(r.d.hellos() == 0);
+    }
+    SECTION("a hello reported done twice is a protocol violation")
+    {
+        CHECK_FALSE(r.say(w, encode(with_ids<HelloDoneMsg>({ ids[1] }))));
+        CHECK(log.has(LogLevel::err, "twice"));
+    }
+    SECTION("a connection reported closed twice is a protocol violation")
+    {
+        CHECK_FALSE(r.say(w, encode(with_ids<ClosedMsg>({ ids[0] }))));
+        CHECK(log.has(LogLevel::err, "does not hold"));
+    }
+}
+
+TEST_CASE("a reported source is admitted under that source and answered with a verdict")
+{
+    Counted r(1);
+    WorkerSlot& w = *r.workers[0];
+    // From a balancer: not counted under its address (what the gate does on accept).
+    auto batch = connections(3);
+    for (auto& p : batch) {
+        p.key = r.limits.key_of(ip_of(ipv4("10.9.9.9")));
+        p.key.counted = false;
+    }
+    REQUIRE(r.d.hand_over(batch));
+    const std::vector<std::uint32_t> ids = channel_of(w).ids;
+    CHECK(r.say(w, encode(SourceMsg { ids[0], ipv4("198.51.100.7") })));
+    CHECK(r.say(w, encode(SourceMsg { ids[1], ipv4("198.51.100.7") }))); // source-max is 1
+    CHECK(r.say(w, encode(SourceMsg { ids[2], ipv4("198.51.100.8") })));
+    std::vector<VerdictMsg> verdicts;
+    for (const Encoded& e : channel_of(w).messages) {
+        Received m = Rig::message(e.type, e.bytes());
+        FromParent msg;
+        std::string err;
+        REQUIRE(decode_from_parent(m, &msg, &err));
+        verdicts.push_back(std::get<VerdictMsg>(msg));
+    }
+    REQUIRE(verdicts.size() == 3);
+    CHECK((verdicts[0].id == ids[0] && verdicts[0].verdict == Verdict::ok));
+    CHECK((verdicts[1].id == ids[1] && verdicts[1].verdict == Verdict::limit_source));
+    CHECK((verdicts[2].id == ids[2] && verdicts[2].verdict == Verdict::ok));
+    CHECK(r.counts("198.51.100.7").connections == 1);
+    CHECK(r.counts("10.9.9.9").connections == 0);
+    // The refused one closes: nothing to release. The admitted one ends: its source is free.
+    CHECK(r.say(w, encode(with_ids<ClosedMsg>({ ids[1], ids[0] }))));
+    CHECK(r.counts("198.51.100.7").connections == 0);
+    LogCapture log;
+    CHECK_FALSE(r.say(w, encode(SourceMsg { ids[2], ipv4("198.51.100.9") }))); // twice
+    CHECK(log.has(LogLevel::err, "a second time"));
+}
+
+TEST_CASE("a verdict that finds the channel full waits for room")
+{
+    Counted r(0);
+    WorkerSlot& w = *r.workers[0];
+    auto batch = connections(1);
+    REQUIRE(r.d.hand_over(batch));
+    channel_of(w).fail_with = EAGAIN;
+    CHECK(r.say(w, encode(SourceMsg { channel_of(w).ids[0], ipv4("198.51.100.7") })));
+    CHECK(channel_of(w).messages.empty());
+    channel_of(w).fail_with = 0;
+    r.s.on_room(w);
+    REQUIRE(channel_of(w).messages.size() == 1);
+    CHECK(channel_of(w).messages[0].type == Msg::verdict);
 }
