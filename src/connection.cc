@@ -13,6 +13,7 @@
 #include "channel.h"
 #include "listen_address.h"
 #include "log.h"
+#include "metrics_store.h"
 #include "proxy_header.h"
 #include "relay.h"
 
@@ -146,6 +147,7 @@ void Connection::route_hello()
 {
     const HelloInfo& hello = parser_->info();
     RouteDecision d = decide_route(hello, settings_.all_hashed, path_exists);
+    routed_ns_ = monotonic_ns();
     sni_ = d.sni;
     if (d.status == RouteStatus::bad_sni)
         return refuse(Alert::unrecognized_name, "bad-sni", d.reason);
@@ -251,7 +253,10 @@ void Connection::finish(const char* result, std::string reason, int err, Alert a
     r.up = relay_ ? relay_->up() : 0;
     r.down = relay_ ? relay_->down() : 0;
     r.ms = (monotonic_ns() - accepted_ns_) / 1000000;
-    log_line(LogLevel::info, format_access_text(r));
+    log_line(LogLevel::info, format_access_line(r, settings_.json_log));
+    if (settings_.metrics) // route: a hosts-directory name or "-", never the SNI
+        settings_.metrics->connection_done(r.route, r.result, r.up, r.down,
+            routed_ns_ ? static_cast<double>(routed_ns_ - accepted_ns_) / 1e9 : -1.0);
     timer_.reset();
     if (alert == Alert::none || !client_) {
         client_.reset();

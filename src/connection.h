@@ -17,10 +17,14 @@
 
 namespace sniproxy {
 
+class MetricsSlot;
+
 struct ConnectionSettings {
     int hello_timeout_s = 10; // -T, counted from the parent's accept()
     bool all_hashed = false; // -a
     std::size_t max_hello = ClientHelloParser::default_max_hello;
+    bool json_log = false; // -o log-format=json
+    MetricsSlot* metrics = nullptr; // the worker's counters (null: not counted)
 };
 
 class Connection {
@@ -70,6 +74,7 @@ private:
     std::unique_ptr<ClientHelloParser> parser_; // only while the hello is being read
     std::size_t fed_ = 0;
     std::int64_t accepted_ns_;
+    std::int64_t routed_ns_ = 0; // when the route was decided (0: it was not)
     sockaddr_storage peer_ {};
     std::string sni_ = "-";
     std::string route_ = "-";

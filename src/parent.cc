@@ -5,6 +5,7 @@
 #include "parent.h"
 
 #include "log.h"
+#include "metrics_process.h"
 #include "protocol.h"
 #include "spawn.h"
 
@@ -84,7 +85,8 @@ private:
 };
 
 Parent::Parent(const Options& options, Invocation invocation, std::vector<UniqueFd> listeners,
-    Identity identity, std::size_t max_per_worker)
+    Identity identity, std::size_t max_per_worker, const Settings& settings,
+    MetricsProcess* metrics)
     : options_(options)
     , invocation_(std::move(invocation))
     , identity_(identity)
@@ -92,6 +94,8 @@ Parent::Parent(const Options& options, Invocation invocation, std::vector<Unique
     , worker_count_(options.workers > 0
               ? options.workers
               : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))))
+    , settings_(settings)
+    , metrics_(metrics)
     , listeners_(std::move(listeners))
     , dispatcher_(workers_, max_per_worker, clock_)
     , supervisor_(workers_, dispatcher_, *this, clock_,
@@ -125,6 +129,8 @@ int Parent::run()
     resume_event_.reset(evtimer_new(base_.get(), on_resume, this));
     respawn_event_.reset(evtimer_new(base_.get(), on_tick, this));
     kill_event_.reset(evtimer_new(base_.get(), on_tick, this));
+    if (metrics_)
+        metrics_->start(base_.get(), options_, identity_);
     std::string err;
     if (!supervisor_.start(&err))
         return 1; // the reason is logged
@@ -136,6 +142,8 @@ int Parent::run()
     // must not turn a clean exit into death by signal.
     for (int sig : { SIGHUP, SIGTERM, SIGINT, SIGUSR2 })
         signal(sig, SIG_IGN);
+    if (metrics_)
+        metrics_->stop();
     logf(LogLevel::notice, "stopped");
     return 0;
 }
@@ -154,10 +162,23 @@ bool Parent::spawn_worker(unsigned generation, WorkerSlot* out, std::string* err
     static_cast<Identity&>(spec) = identity_;
     spec.channel_fd = 3;
     spec.generation = generation;
+    std::vector<int> fds { theirs.get() };
+    if (metrics_) // its own slot of the metrics region, as fd 4 (none when all are taken)
+        spec.metrics_slot = metrics_->store().claim_slot(generation);
+    if (spec.metrics_slot >= 0) {
+        spec.metrics_fd = 4;
+        fds.push_back(metrics_->store().fd());
+    }
     pid_t pid;
-    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec), { theirs.get() }, false, {} },
-            &pid, err))
+    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec, settings_), fds, false, {} },
+            &pid, err)) {
+        if (metrics_)
+            metrics_->store().release_slot(spec.metrics_slot);
         return false;
+    }
+    if (metrics_)
+        metrics_->store().set_worker(spec.metrics_slot, pid);
+    out->metrics_slot = spec.metrics_slot;
     out->pid = pid;
     out->channel = std::make_unique<Channel>(*this, std::move(mine), *out);
     return true;
@@ -201,8 +222,30 @@ void Parent::sync()
     arm(resume_event_.get(), dispatcher_.paused_until_ns(), resume_armed_);
     arm(respawn_event_.get(), supervisor_.next_respawn_ns(), respawn_armed_);
     arm(kill_event_.get(), supervisor_.next_backstop_ns(), kill_armed_);
+    sync_metrics();
     if (supervisor_.finished())
         event_base_loopbreak(base_.get());
+}
+
+void Parent::sync_metrics()
+{
+    if (!metrics_)
+        return;
+    for (const auto& w : workers_) {
+        const WorkerState state = w->draining ? WorkerState::draining
+            : w->ready                        ? WorkerState::ready
+                                              : WorkerState::starting;
+        if (state != w->metrics_state) {
+            w->metrics_state = state;
+            metrics_->store().set_state(w->metrics_slot, state);
+        }
+    }
+}
+
+void Parent::count_rejected(RejectReason reason)
+{
+    if (metrics_)
+        metrics_->store().count_rejected(reason);
 }
 
 void Parent::on_accept(evutil_socket_t fd, short, void* arg)
@@ -323,9 +366,16 @@ void Parent::reap_children()
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (WorkerSlot* w = supervisor_.find(pid))
+        if (metrics_ && metrics_->child_exited(pid, status))
+            continue;
+        int slot = -1;
+        if (WorkerSlot* w = supervisor_.find(pid)) {
             read_worker(*w); // its last log records may still sit in the channel
+            slot = w->metrics_slot;
+        }
         supervisor_.child_exited(pid, status);
+        if (metrics_) // what it counted joins the retired totals: nothing is lost
+            metrics_->store().release_slot(slot);
     }
 }
 

@@ -7,7 +7,9 @@
 #include "event_ptr.h"
 #include "fd.h"
 #include "identity.h"
+#include "metrics_schema.h"
 #include "options.h"
+#include "settings.h"
 #include "supervisor.h"
 #include "workers.h"
 
@@ -18,6 +20,8 @@
 
 namespace sniproxy {
 
+class MetricsProcess;
+
 // How this parent was started, so that SIGUSR2 can start the (new) binary the same way.
 struct Invocation {
     std::string exe; // path of the binary at start-up; a new file there is what SIGUSR2 runs
@@ -27,8 +31,10 @@ struct Invocation {
 
 class Parent final : private Spawner {
 public:
+    // `metrics` (null when -o metrics is off) outlives the Parent.
     Parent(const Options& options, Invocation invocation, std::vector<UniqueFd> listeners,
-        Identity identity, std::size_t max_per_worker);
+        Identity identity, std::size_t max_per_worker, const Settings& settings,
+        MetricsProcess* metrics);
     ~Parent() override;
     Parent(const Parent&) = delete;
     Parent& operator=(const Parent&) = delete;
@@ -51,12 +57,18 @@ private:
     void read_worker(WorkerSlot& w);
     void reap_children();
     void sync(); // mirrors the decisions' state into listen events, timers and the loop
+    void sync_metrics(); // the workers' states into the metrics region
+    // THE call point for a connection the parent refuses itself (denied, limit-*, shed):
+    // counted in sniproxyd_rejected_total{reason}.
+    void count_rejected(RejectReason reason);
 
     const Options& options_;
     Invocation invocation_;
     Identity identity_;
     std::size_t max_per_worker_;
     int worker_count_;
+    Settings settings_; // what workers are started with
+    MetricsProcess* metrics_;
     EventBasePtr base_;
     std::vector<UniqueFd> listeners_;
     std::vector<EventPtr> listen_events_;

@@ -6,8 +6,10 @@
 #include "connection.h"
 #include "event_ptr.h"
 #include "log.h"
+#include "metrics_store.h"
 #include "protocol.h"
 #include "sandbox.h"
+#include "settings.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -27,13 +29,16 @@ namespace {
 
     class Worker {
     public:
-        Worker(const Options& o, EventBasePtr base)
+        Worker(const Options& o, EventBasePtr base, const Settings& settings, MetricsSlot& metrics)
             : options_(o)
             , channel_(o.worker.channel_fd)
             , base_(std::move(base))
+            , metrics_(metrics)
         {
             settings_.hello_timeout_s = o.hello_timeout;
             settings_.all_hashed = o.all_hashed;
+            settings_.json_log = settings.log_format == LogFormat::json;
+            settings_.metrics = &metrics;
         }
 
         int run();
@@ -62,6 +67,7 @@ namespace {
         EventPtr flush_timer_; // the batch has waited long enough
         EventPtr grace_event_;
         ConnectionSettings settings_;
+        MetricsSlot& metrics_;
         std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
         std::deque<std::string> queue_; // records the channel could not take yet
         std::uint32_t closed_unreported_ = 0;
@@ -165,6 +171,7 @@ namespace {
                 base_.get(), settings_, std::move(m.fds[i]), m.infos[i], on_connection_done, this);
             Connection* raw = c.get();
             connections_.emplace(raw, std::move(c));
+            metrics_.active(+1);
             raw->start();
         }
     }
@@ -194,6 +201,7 @@ namespace {
     {
         auto* self = static_cast<Worker*>(owner);
         self->connections_.erase(c);
+        self->metrics_.active(-1);
         self->closed_unreported_++;
         self->schedule_flush(); // the close count leaves in the next batch
         if (self->draining_ && self->connections_.empty())
@@ -317,9 +325,24 @@ int worker_main(const Options& o)
         logf(LogLevel::err, "worker: cannot create the event loop");
         return 1;
     }
+    // The parent passes the settings in effect as -o items (settings_items), already checked.
+    Settings settings;
+    if (std::string err; !parse_settings("", "", o.settings, &settings, &err)) {
+        logf(LogLevel::err, "worker: %s", err.c_str());
+        return 1;
+    }
+    // Our slot of the metrics region is mapped now; the descriptor, which could map the
+    // rest, is closed before the jail.
+    MetricsSlot metrics;
+    if (o.worker.metrics_slot >= 0) {
+        std::string err;
+        if (!metrics.attach(o.worker.metrics_fd, o.worker.metrics_slot, &err))
+            logf(LogLevel::err, "worker: %s; its connections are not counted", err.c_str());
+        close(o.worker.metrics_fd);
+    }
     if (!enter_sandbox(o))
         return 1;
-    Worker worker(o, std::move(base));
+    Worker worker(o, std::move(base), settings, metrics);
     return worker.run();
 }
 

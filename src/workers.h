@@ -4,6 +4,7 @@
 #pragma once
 
 #include "channel.h"
+#include "metrics_schema.h"
 #include "protocol.h"
 
 #include <sys/types.h>
@@ -41,6 +42,8 @@ struct WorkerSlot {
     bool violated = false; // broke the protocol: being replaced, nothing more is read from it
     std::int64_t started_ns = 0;
     std::int64_t drain_deadline_ns = 0; // when draining: killed if still alive then
+    int metrics_slot = -1; // its slot in the metrics region (-1: none)
+    WorkerState metrics_state = WorkerState::starting; // as last written there
 };
 using WorkerList = std::vector<std::unique_ptr<WorkerSlot>>;
 
