@@ -2,6 +2,7 @@
 #include "metrics_listener.h"
 
 #include "listen_address.h"
+#include "listeners.h"
 #include "log.h"
 
 #include <netinet/in.h>
@@ -30,14 +31,8 @@ namespace {
         setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
         if (addr.ss_family == AF_INET6)
             setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one);
-        if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
-            const int e = errno;
-            return set_error(err,
-                errno_message("cannot listen on " + where, e)
-                    + (e == EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : ""));
-        }
-        if (listen(fd.get(), backlog) != 0)
-            return set_error(err, errno_message("listen on " + where, errno));
+        if (!bind_and_listen(fd.get(), addr, len, where, backlog, err))
+            return false;
         *out = std::move(fd);
         return true;
     }
@@ -48,7 +43,8 @@ namespace {
         struct stat st { };
         if (lstat(path.c_str(), &st) == 0) {
             if (!S_ISSOCK(st.st_mode))
-                return set_error(err, where + ": exists and is not a socket; remove it or choose another path");
+                return set_error(
+                    err, where + ": exists and is not a socket; remove it or choose another path");
             if (unlink(path.c_str()) != 0) // a stale socket of an earlier run
                 return set_error(err, errno_message(where + ": removing the old socket", errno));
         }
@@ -83,20 +79,13 @@ bool bind_metrics_listener(const MetricsAddress& address, MetricsListener* out, 
         return bind_unix(address.unix_path, out, err);
     if (address.inet.size() == 1)
         return bind_inet(address.inet[0].addr, address.inet[0].len, false, &out->fd, err);
-    // *:PORT (IPv4 and IPv6 wildcards): the metrics server takes one listener.
+    // *:PORT (IPv4 and IPv6 wildcards): the metrics server takes one listener, so one IPv6
+    // socket for both where the kernel has IPv6, else IPv4 alone.
+    const bool have_v6
+        = static_cast<bool>(UniqueFd(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)));
     for (const ListenAddress& a : address.inet)
-        if (a.addr.ss_family == AF_INET6) {
-            std::string e6;
-            if (bind_inet(a.addr, a.len, true, &out->fd, &e6))
-                return true;
-            if (errno != EAFNOSUPPORT) {
-                *err = e6;
-                return false;
-            }
-        }
-    for (const ListenAddress& a : address.inet)
-        if (a.addr.ss_family == AF_INET)
-            return bind_inet(a.addr, a.len, false, &out->fd, err);
+        if (a.addr.ss_family == (have_v6 ? AF_INET6 : AF_INET))
+            return bind_inet(a.addr, a.len, have_v6, &out->fd, err);
     return set_error(err, "metrics " + address.text + ": no address to listen on");
 }
 

@@ -80,7 +80,7 @@ void MetricsProcess::spawn()
     spec.metrics_fd = 5;
     pid_t pid;
     if (!sniproxy::spawn({ "/proc/self/exe", metrics_server_arguments(*options_, spec),
-                           { theirs.get(), listener_.fd.get(), readonly.get() }, false, {} },
+                             { theirs.get(), listener_.fd.get(), readonly.get() }, false, {} },
             &pid, &err)) {
         logf(LogLevel::err, "metrics server: %s", err.c_str());
         restart_delay_ms_ = backoff;
@@ -89,8 +89,7 @@ void MetricsProcess::spawn()
     pid_ = pid;
     started_ns_ = monotonic_ns();
     channel_ = std::move(mine);
-    channel_event_.reset(
-        event_new(base_, channel_.get(), EV_READ | EV_PERSIST, on_channel, this));
+    channel_event_.reset(event_new(base_, channel_.get(), EV_READ | EV_PERSIST, on_channel, this));
     event_add(channel_event_.get(), nullptr);
     logf(LogLevel::debug, "metrics server %d started", static_cast<int>(pid));
 }
@@ -139,12 +138,13 @@ bool MetricsProcess::child_exited(pid_t pid, int status)
     if (stopped_)
         return true;
     const bool young = monotonic_ns() - started_ns_ < crash_window_ns;
-    restart_delay_ms_ = young
-        ? std::clamp<std::int64_t>(restart_delay_ms_ * 2, 100, max_restart_delay_ms)
-        : 0;
-    logf(LogLevel::err, "metrics server %d %s; starting another in %lld ms",
-        static_cast<int>(pid), describe_status(status).c_str(),
-        static_cast<long long>(restart_delay_ms_));
+    restart_delay_ms_
+        = young ? std::clamp<std::int64_t>(restart_delay_ms_ * 2, 100, max_restart_delay_ms) : 0;
+    // SIGTERM is someone's decision (a service manager stopping the whole group), not a crash.
+    const bool asked = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
+    logf(asked ? LogLevel::notice : LogLevel::err,
+        "metrics server %d %s; starting another in %lld ms", static_cast<int>(pid),
+        describe_status(status).c_str(), static_cast<long long>(restart_delay_ms_));
     schedule_restart();
     return true;
 }
