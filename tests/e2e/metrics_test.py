@@ -373,9 +373,14 @@ class MetricsProcessTest(MetricsBase):
             self.assertRegex(status, r"\nUid:\s+%d\s" % pwd.getpwnam(harness.WORKER_USER).pw_uid)
             self.assertRegex(status, r"\nCapEff:\s+0+\n")
             self.assertEqual(os.readlink(f"/proc/{pid}/root"), os.path.realpath(self.hosts.root))
-        # It holds the listener, the channel and nothing more (the region is mapped, its
-        # descriptor closed before the jail).
+        # It holds the listener, the channel and nothing more; the region is mapped and its
+        # descriptor closed before the jail, in the workers as in the server.
         self.assertLessEqual(len(os.listdir(f"/proc/{pid}/fd")), 8)
+        for p in [pid] + harness.worker_pids(d):
+            fds = [os.readlink(f"/proc/{p}/fd/{n}") for n in os.listdir(f"/proc/{p}/fd")]
+            self.assertFalse([f for f in fds if "memfd:" in f], (p, fds))
+            with open(f"/proc/{p}/maps") as f:
+                self.assertIn("memfd:sniproxyd-metrics", f.read())
         # Killed, it is replaced and the counts are still there.
         d.expected_problems.append(r"metrics server %d killed by signal 9" % pid)
         os.kill(pid, signal.SIGKILL)
