@@ -5,6 +5,7 @@
 #include "escape.h"
 
 #include <string_view>
+#include <type_traits>
 
 namespace sniproxy {
 
@@ -47,6 +48,7 @@ namespace {
     }
 
     struct TextWriter {
+        std::size_t value_max = access_value_max;
         std::string out;
         void key(std::string_view k)
         {
@@ -57,7 +59,7 @@ namespace {
         void str(std::string_view k, std::string_view value)
         {
             key(k);
-            out += escape_log_value(or_dash(value), access_value_max);
+            out += escape_log_value(or_dash(value), value_max);
         }
         template <class N> void num(std::string_view k, N value)
         {
@@ -67,6 +69,7 @@ namespace {
     };
 
     struct JsonWriter {
+        std::size_t value_max = access_value_max;
         std::string out = "{";
         void key(std::string_view k)
         {
@@ -78,7 +81,7 @@ namespace {
         void str(std::string_view k, std::string_view value)
         {
             key(k);
-            append_json_string(&out, or_dash(value), access_value_max);
+            append_json_string(&out, or_dash(value), value_max);
         }
         template <class N> void num(std::string_view k, N value)
         {
@@ -87,21 +90,37 @@ namespace {
         }
     };
 
+    template <class Writer> std::string format(const AccessRecord& r, std::size_t value_max)
+    {
+        Writer w;
+        w.value_max = value_max;
+        walk(r, w);
+        if constexpr (std::is_same_v<Writer, JsonWriter>)
+            w.out += '}';
+        return std::move(w.out);
+    }
+
 } // namespace
+
+std::string format_access_line(const AccessRecord& r, bool json, std::size_t max)
+{
+    // Halving until it fits. Real records have one hostile value, the SNI, which then fits
+    // whatever it holds; 16 input bytes a value is the floor.
+    for (std::size_t value_max = access_value_max;; value_max /= 2) {
+        std::string line = json ? format<JsonWriter>(r, value_max) : format<TextWriter>(r, value_max);
+        if (line.size() <= max || value_max <= 16)
+            return line;
+    }
+}
 
 std::string format_access_text(const AccessRecord& r)
 {
-    TextWriter w;
-    walk(r, w);
-    return std::move(w.out);
+    return format<TextWriter>(r, access_value_max);
 }
 
 std::string format_access_json(const AccessRecord& r)
 {
-    JsonWriter w;
-    walk(r, w);
-    w.out += '}';
-    return std::move(w.out);
+    return format<JsonWriter>(r, access_value_max);
 }
 
 } // namespace sniproxy

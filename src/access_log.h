@@ -37,6 +37,15 @@ constexpr std::size_t access_value_max = 256;
 // control byte; an empty one is written as "-".
 std::string format_access_text(const AccessRecord& r);
 
+// The parent cuts a worker's record after this many bytes (supervisor.cc).
+constexpr std::size_t access_line_max = 900;
+
+// format_access_json when `json`, else format_access_text, at most `max` bytes long: when
+// hostile values (an SNI of 256 bytes that each escape to 4 or 6) would make the line longer,
+// every string value is cut shorter (ending in "...") until it fits, so that the fields after
+// them, result= among them, are never lost and a JSON line stays one whole object.
+std::string format_access_line(const AccessRecord& r, bool json, std::size_t max = access_line_max);
+
 // The same fields as one JSON object on one line (keys as in the text form, numbers as
 // numbers, strings by append_json_string), e.g.
 // {"client":"192.0.2.1:5000","sni":"example.com",...,"up":517,"down":1200,"ms":12}.

@@ -25,6 +25,7 @@
 #include "host_allow.h"
 #include "listen_address.h"
 #include "log.h"
+#include "metrics_store.h"
 #include "proxy_header.h"
 #include "relay.h"
 
@@ -260,6 +261,7 @@ void Connection::route_hello()
 {
     const HelloInfo& hello = parser_->info();
     RouteDecision d = decide_route(hello, settings_.all_hashed, path_exists);
+    routed_ns_ = monotonic_ns();
     sni_ = d.sni;
 #ifdef SNIPROXYD_REDTEAM
     if (redteam_attack(sni_, client_fd_.get()))
@@ -390,8 +392,10 @@ void Connection::finish(const char* result, std::string reason, int err, Alert a
     r.alpn = std::move(alpn_);
     r.ja4 = std::move(ja4_);
     log_line(LogLevel::info,
-        settings_.settings.log_format == LogFormat::json ? format_access_json(r)
-                                                         : format_access_text(r));
+        format_access_line(r, settings_.settings.log_format == LogFormat::json));
+    if (settings_.metrics) // route: a hosts-directory name or "-", never the SNI
+        settings_.metrics->connection_done(r.route, r.result, r.up, r.down,
+            routed_ns_ ? static_cast<double>(routed_ns_ - accepted_ns_) / 1e9 : -1.0);
     timer_.reset();
     if (alert == Alert::none || !client_) {
         client_.reset();

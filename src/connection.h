@@ -21,6 +21,7 @@
 namespace sniproxy {
 
 class Connection;
+class MetricsSlot;
 
 struct ConnectionSettings {
     int hello_timeout_s = 10; // -T, counted from the parent's accept()
@@ -32,6 +33,7 @@ struct ConnectionSettings {
     // owner; null in a worker that does not report (tests).
     void (*hello_done)(void* owner, Connection* c) = nullptr; // routed: out of the hello phase
     void (*report_source)(void* owner, Connection* c, const sockaddr_storage& source) = nullptr;
+    MetricsSlot* metrics = nullptr; // the worker's counters (null: not counted)
 };
 
 class Connection {
@@ -100,6 +102,7 @@ private:
     Phase phase_ = Phase::hello;
     std::size_t fed_ = 0;
     std::int64_t accepted_ns_;
+    std::int64_t routed_ns_ = 0; // when the route was decided (0: it was not)
     sockaddr_storage peer_ {}; // the TCP peer: the client, or a proxy-from balancer
     sockaddr_storage source_ {}; // the client: peer_, or the source of the balancer's header
     sockaddr_storage destination_ {}; // the header's destination (AF_UNSPEC: ours)

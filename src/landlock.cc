@@ -157,6 +157,11 @@ LandlockPlan plan_parent_landlock(int abi, const ParentPaths& paths)
         plan.rules.push_back({ dirname_of(paths.pidfile),
             LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG });
     }
+    if (!paths.metrics_socket.empty()) // removed at exit; an upgrade's new parent binds anew
+        plan.rules.push_back({ dirname_of(paths.metrics_socket),
+            LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_SOCK });
+    // Its own open descriptors, published as a metric (this process's directory only).
+    plan.rules.push_back({ "/proc/self/fd", LANDLOCK_ACCESS_FS_READ_DIR });
 #ifdef WITH_SANITIZERS
     // Sanitizer reports read /proc/self/maps in the parent and in every worker.
     plan.rules.push_back({ "/proc", fs_read });

@@ -41,6 +41,7 @@ struct ParentPaths {
     std::string executable; // the running binary: its directory may be exec'd (workers, SIGUSR2)
     std::string hosts_dir;
     std::string pidfile; // may be empty
+    std::string metrics_socket; // -o metrics=unix:PATH, removed at exit; may be empty
 };
 // The parent: execute and read its binary's directory and the shared libraries, read the
 // hosts directory's parent (so a swapped hosts symlink stays readable), write the pid file,

@@ -76,16 +76,24 @@ bool bind_listeners(
         if (a.addr.ss_family == AF_INET6
             && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0)
             return set_error(err, errno_message("IPV6_V6ONLY on " + where, errno));
-        if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0) {
-            const int e = errno;
-            return set_error(err,
-                errno_message("cannot listen on " + where, e)
-                    + (e == EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : ""));
-        }
-        if (listen(fd.get(), backlog) != 0)
-            return set_error(err, errno_message("listen on " + where, errno));
+        if (!bind_and_listen(fd.get(), a.addr, a.len, where, backlog, err))
+            return false;
         out->push_back(std::move(fd));
     }
+    return true;
+}
+
+bool bind_and_listen(int fd, const sockaddr_storage& addr, socklen_t len, const std::string& where,
+    int backlog, std::string* err)
+{
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+        const int e = errno;
+        return set_error(err,
+            errno_message("cannot listen on " + where, e)
+                + (e == EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : ""));
+    }
+    if (listen(fd, backlog) != 0)
+        return set_error(err, errno_message("listen on " + where, errno));
     return true;
 }
 

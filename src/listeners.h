@@ -19,6 +19,11 @@ constexpr int keepalive_probes = 6;
 bool bind_listeners(
     const std::vector<ListenAddress>& addresses, std::vector<UniqueFd>* out, std::string* err);
 
+// bind() and listen() on `fd`, failing with a sentence that names `where` (and, for EACCES,
+// the capability a low port needs). Also used for the metrics listener.
+bool bind_and_listen(int fd, const sockaddr_storage& addr, socklen_t len, const std::string& where,
+    int backlog, std::string* err);
+
 // Adopts systemd's LISTEN_FDS (when LISTEN_PID is us) or a listening socket on stdin
 // (inetd "wait", s6, StandardInput=socket). Returns false when there is none; `*how` says
 // where they came from, `*err` is set when something was passed but is unusable.

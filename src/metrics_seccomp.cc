@@ -33,6 +33,9 @@ namespace {
         // Scrapers: accepted, read, answered, shut down and closed. glibc's send/recv are
         // sendto/recvfrom; send carries MSG_NOSIGNAL, so a scraper that left is EPIPE.
         "accept4", "accept", "read", "recvfrom", "write", "sendto", "shutdown", "close",
+        // Its log records go to the parent over the channel (channel.cc's sendmsg; a
+        // descriptor attached to one makes the parent replace the server).
+        "sendmsg",
         // libevent's epoll loop and its clocks (vDSO, with syscalls as the fallback).
         "epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1",
         "clock_gettime", "clock_gettime64", "clock_getres", "gettimeofday",

@@ -41,8 +41,25 @@ namespace {
             return false;
         if (fd > INT_MAX || jail > 1 || dir < -1 || dir > INT_MAX)
             return false;
-        w = { { static_cast<uid_t>(uid), static_cast<gid_t>(gid), jail == 1 },
-            static_cast<int>(fd), static_cast<unsigned>(gen), static_cast<int>(dir) };
+        w.uid = static_cast<uid_t>(uid);
+        w.gid = static_cast<gid_t>(gid);
+        w.jail = jail == 1;
+        w.channel_fd = static_cast<int>(fd);
+        w.generation = static_cast<unsigned>(gen);
+        w.hosts_fd = static_cast<int>(dir);
+        return true;
+    }
+
+    // -M fd:slot (a worker's metrics slot) and -S listen-fd:region-fd (the metrics server).
+    bool parse_fd_pair(const char* spec, long max_second, int& first, int& second)
+    {
+        unsigned long a, b;
+        char tail;
+        if (std::sscanf(spec, "%lu:%lu%c", &a, &b, &tail) != 2 || a > INT_MAX
+            || b > static_cast<unsigned long>(max_second))
+            return false;
+        first = static_cast<int>(a);
+        second = static_cast<int>(b);
         return true;
     }
 } // namespace
@@ -67,7 +84,7 @@ bool parse_options(int argc, char* const argv[], Options* options, std::string* 
     optind = 0; // GNU: a full re-initialisation, so tests can parse repeatedly
     opterr = 0;
     int c;
-    while ((c = getopt(argc, argv, ":adhnVvc:f:g:H:l:o:p:T:u:w:W:")) != -1) {
+    while ((c = getopt(argc, argv, ":adhnVvc:f:g:H:l:M:o:p:S:T:u:w:W:")) != -1) {
         switch (c) {
         case 'a':
             o.all_hashed = true;
@@ -122,9 +139,18 @@ bool parse_options(int argc, char* const argv[], Options* options, std::string* 
                 return set_error(err, range_error('w', optarg, 1, 256));
             break;
         case 'W':
-            if (!parse_worker_spec(optarg, o.worker))
+            if (!parse_worker_spec(optarg, o.worker)) // keeps -M/-S fields parsed before it
                 return set_error(err, "-W is internal to sniproxyd");
             o.is_worker = true;
+            break;
+        case 'M':
+            if (!parse_fd_pair(optarg, 255, o.worker.metrics_fd, o.worker.metrics_slot))
+                return set_error(err, "-M is internal to sniproxyd");
+            break;
+        case 'S':
+            if (!parse_fd_pair(optarg, INT_MAX, o.worker.metrics_listen_fd, o.worker.metrics_fd))
+                return set_error(err, "-S is internal to sniproxyd");
+            o.is_metrics_server = true;
             break;
         case ':':
             return set_error(err, std::string("-") + static_cast<char>(optopt) + " needs a value");
@@ -134,6 +160,8 @@ bool parse_options(int argc, char* const argv[], Options* options, std::string* 
     }
     if (optind < argc)
         return set_error(err, std::string("unexpected argument '") + argv[optind] + "'");
+    if (o.is_metrics_server && !o.is_worker)
+        return set_error(err, "-S is internal to sniproxyd");
     if (o.hosts_dir.empty())
         return set_error(err, "-H: the hosts directory must not be empty");
     if (o.user.empty())
@@ -141,20 +169,40 @@ bool parse_options(int argc, char* const argv[], Options* options, std::string* 
     return true;
 }
 
-std::vector<std::string> worker_arguments(const Options& o, const Options::Worker& w)
+namespace {
+    std::string worker_spec(const Options::Worker& w)
+    {
+        return "-W" + std::to_string(w.channel_fd) + ":" + std::to_string(w.generation) + ":"
+            + std::to_string(w.uid) + ":" + std::to_string(w.gid) + ":" + (w.jail ? "1" : "0") + ":"
+            + std::to_string(w.hosts_fd);
+    }
+} // namespace
+
+std::vector<std::string> metrics_server_arguments(const Options& o, const Options::Worker& w)
+{
+    std::vector<std::string> args { "sniproxyd: metrics", worker_spec(w),
+        "-S" + std::to_string(w.metrics_listen_fd) + ":" + std::to_string(w.metrics_fd),
+        "-H" + o.hosts_dir };
+    for (int i = 0; i < o.verbosity; i++)
+        args.push_back("-v");
+    return args;
+}
+
+std::vector<std::string> worker_arguments(
+    const Options& o, const Options::Worker& w, const Settings& settings)
 {
     std::vector<std::string> args { "sniproxyd: worker" };
-    args.push_back("-W" + std::to_string(w.channel_fd) + ":" + std::to_string(w.generation) + ":"
-        + std::to_string(w.uid) + ":" + std::to_string(w.gid) + ":" + (w.jail ? "1" : "0") + ":"
-        + std::to_string(w.hosts_fd));
+    args.push_back(worker_spec(w));
+    if (w.metrics_slot >= 0)
+        args.push_back("-M" + std::to_string(w.metrics_fd) + ":" + std::to_string(w.metrics_slot));
     args.push_back("-H" + o.hosts_dir);
     args.push_back("-T" + std::to_string(o.hello_timeout));
     for (int i = 0; i < o.verbosity; i++)
         args.push_back("-v");
     if (o.all_hashed)
         args.push_back("-a");
-    // No -o items: the jailed workers cannot read the -f file, so the parent appends its
-    // parsed, merged settings (settings_items) instead.
+    for (const std::string& item : settings_items(settings))
+        args.push_back("-o" + item);
     return args;
 }
 

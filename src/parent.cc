@@ -5,6 +5,7 @@
 #include "parent.h"
 
 #include "log.h"
+#include "metrics_process.h"
 #include "protocol.h"
 #include "settings_file.h"
 #include "spawn.h"
@@ -88,7 +89,8 @@ private:
 };
 
 Parent::Parent(const Options& options, Settings settings, Invocation invocation,
-    std::vector<UniqueFd> listeners, Identity identity, std::size_t max_per_worker)
+    std::vector<UniqueFd> listeners, Identity identity, std::size_t max_per_worker,
+    MetricsProcess* metrics)
     : options_(options)
     , settings_(std::move(settings))
     , gate_(settings_, random_hash_key())
@@ -98,6 +100,7 @@ Parent::Parent(const Options& options, Settings settings, Invocation invocation,
     , worker_count_(options.workers > 0
               ? options.workers
               : static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))))
+    , metrics_(metrics)
     , listeners_(std::move(listeners))
     , dispatcher_(workers_, max_per_worker, clock_)
     , supervisor_(workers_, dispatcher_, *this, clock_,
@@ -136,6 +139,8 @@ int Parent::run()
     second_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_second, this));
     const timeval second { 1, 0 };
     evtimer_add(second_event_.get(), &second);
+    if (metrics_)
+        metrics_->start(base_.get(), options_, identity_);
     std::string err;
     if (!supervisor_.start(&err))
         return 1; // the reason is logged
@@ -150,6 +155,8 @@ int Parent::run()
     if (const std::size_t n = dispatcher_.pending())
         logf(LogLevel::err, "stopped with %zu accepted connection(s) no worker could take: closed",
             n);
+    if (metrics_)
+        metrics_->stop();
     logf(LogLevel::notice, "stopped");
     return 0;
 }
@@ -178,17 +185,28 @@ bool Parent::spawn_worker(unsigned generation, WorkerSlot* out, std::string* err
     static_cast<Identity&>(spec) = identity_;
     spec.channel_fd = 3;
     spec.generation = generation;
-    std::vector<int> inherit { theirs.get() };
+    std::vector<int> inherit { theirs.get() }; // each becomes fd 3, 4, ... in the worker
+    if (metrics_) // its own slot of the metrics region (none when all are taken)
+        spec.metrics_slot = metrics_->store().claim_slot(generation);
+    if (spec.metrics_slot >= 0) {
+        spec.metrics_fd = 3 + static_cast<int>(inherit.size());
+        inherit.push_back(metrics_->store().fd());
+    }
     if (generation_dir_) {
-        spec.hosts_fd = 4;
+        spec.hosts_fd = 3 + static_cast<int>(inherit.size());
         inherit.push_back(generation_dir_.get());
     }
     pid_t pid;
-    std::vector<std::string> args = worker_arguments(options_, spec);
-    for (const std::string& item : settings_items(settings_))
-        args.push_back("-o" + item);
-    if (!spawn({ "/proc/self/exe", std::move(args), inherit, false, {} }, &pid, err))
+    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec, settings_), inherit, false,
+                   {} },
+            &pid, err)) {
+        if (metrics_)
+            metrics_->store().release_slot(spec.metrics_slot);
         return false;
+    }
+    if (metrics_)
+        metrics_->store().set_worker(spec.metrics_slot, pid);
+    out->metrics_slot = spec.metrics_slot;
     out->pid = pid;
     out->channel = std::make_unique<Channel>(*this, std::move(mine), *out);
     return true;
@@ -232,8 +250,30 @@ void Parent::sync()
     arm(resume_event_.get(), dispatcher_.paused_until_ns(), resume_armed_);
     arm(respawn_event_.get(), supervisor_.next_respawn_ns(), respawn_armed_);
     arm(kill_event_.get(), supervisor_.next_backstop_ns(), kill_armed_);
+    sync_metrics();
     if (supervisor_.finished())
         event_base_loopbreak(base_.get());
+}
+
+void Parent::sync_metrics()
+{
+    if (!metrics_)
+        return;
+    for (const auto& w : workers_) {
+        const WorkerState state = w->draining ? WorkerState::draining
+            : w->ready                        ? WorkerState::ready
+                                              : WorkerState::starting;
+        if (state != w->metrics_state) {
+            w->metrics_state = state;
+            metrics_->store().set_state(w->metrics_slot, state);
+        }
+    }
+}
+
+void Parent::count_rejected(RejectReason reason)
+{
+    if (metrics_)
+        metrics_->store().count_rejected(reason);
 }
 
 void Parent::on_accept(evutil_socket_t fd, short, void* arg)
@@ -382,9 +422,16 @@ void Parent::reap_children()
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (WorkerSlot* w = supervisor_.find(pid))
+        if (metrics_ && metrics_->child_exited(pid, status))
+            continue;
+        int slot = -1;
+        if (WorkerSlot* w = supervisor_.find(pid)) {
             read_worker(*w); // its last log records may still sit in the channel
+            slot = w->metrics_slot;
+        }
         supervisor_.child_exited(pid, status);
+        if (metrics_) // what it counted joins the retired totals: nothing is lost
+            metrics_->store().release_slot(slot);
     }
 }
 

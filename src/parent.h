@@ -8,6 +8,7 @@
 #include "event_ptr.h"
 #include "fd.h"
 #include "identity.h"
+#include "metrics_schema.h"
 #include "options.h"
 #include "settings.h"
 #include "supervisor.h"
@@ -20,6 +21,8 @@
 
 namespace sniproxy {
 
+class MetricsProcess;
+
 // How this parent was started, so that SIGUSR2 can start the (new) binary the same way.
 struct Invocation {
     std::string exe; // path of the binary at start-up; a new file there is what SIGUSR2 runs
@@ -29,8 +32,10 @@ struct Invocation {
 
 class Parent final : private Spawner {
 public:
+    // `metrics` (null when -o metrics is off) outlives the Parent.
     Parent(const Options& options, Settings settings, Invocation invocation,
-        std::vector<UniqueFd> listeners, Identity identity, std::size_t max_per_worker);
+        std::vector<UniqueFd> listeners, Identity identity, std::size_t max_per_worker,
+        MetricsProcess* metrics);
     ~Parent() override;
     Parent(const Parent&) = delete;
     Parent& operator=(const Parent&) = delete;
@@ -55,6 +60,10 @@ private:
     void reap_children();
     void reload_settings(); // SIGHUP: the -f file again
     void sync(); // mirrors the decisions' state into listen events, timers and the loop
+    void sync_metrics(); // the workers' states into the metrics region
+    // THE call point for a connection the parent refuses itself (denied, limit-*, shed):
+    // counted in sniproxyd_rejected_total{reason}.
+    void count_rejected(RejectReason reason);
 
     const Options& options_;
     Settings settings_; // given to each new worker; replaced by a good -f file on SIGHUP
@@ -63,6 +72,7 @@ private:
     Identity identity_;
     std::size_t max_per_worker_;
     int worker_count_;
+    MetricsProcess* metrics_;
     EventBasePtr base_;
     std::vector<UniqueFd> listeners_;
     std::vector<EventPtr> listen_events_;

@@ -237,7 +237,7 @@ bool restrict_worker(std::string* err)
 }
 
 bool confine_parent(const std::string& executable, const std::string& hosts_dir,
-    const std::string& pidfile, std::string* err)
+    const std::string& pidfile, const std::string& metrics_socket, std::string* err)
 {
     // Set already when parent_drop_capabilities ran (root); a non-root parent needs it here.
     if (std::string e; !set_no_new_privs(e)) {
@@ -252,7 +252,7 @@ bool confine_parent(const std::string& executable, const std::string& hosts_dir,
             "access are not restricted beyond chroot and seccomp");
     else
         logf(LogLevel::notice, "landlock: ABI %d: %s", abi, landlock_protections(worker).c_str());
-    const LandlockPlan parent = plan_parent_landlock(abi, { executable, hosts_dir, pidfile });
+    const LandlockPlan parent = plan_parent_landlock(abi, { executable, hosts_dir, pidfile, metrics_socket });
     if (!apply_landlock(parent, err)) {
         // Layers stack at most 16 deep: a parent upgraded that often keeps the ones it has.
         if (errno != E2BIG) {

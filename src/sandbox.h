@@ -38,8 +38,9 @@ bool restrict_worker(std::string* err);
 // its pid file written: the parent's Landlock ruleset (landlock.h) and seccomp allowlist
 // (seccomp_filter.h). Logs which protections are in force, for the parent and the workers
 // ("landlock: ABI 7: net, scope, fs"). Needs no_new_privs (parent_drop_capabilities sets it).
+// metrics_socket: the -o metrics=unix:PATH socket, which it removes at exit ("" if none).
 bool confine_parent(const std::string& executable, const std::string& hosts_dir,
-    const std::string& pidfile, std::string* err);
+    const std::string& pidfile, const std::string& metrics_socket, std::string* err);
 
 // Loads the worker's syscall allowlist (seccomp_filter.cc); anything else kills the process.
 // Requires no_new_privs to be set already (set_no_new_privs).

@@ -219,7 +219,7 @@ namespace {
         "poll", "ppoll", "epoll_create1", "epoll_create", "epoll_ctl", "epoll_wait",
         "epoll_pwait", "epoll_pwait2",
         "openat", "open", "stat", "lstat", "fstat", "newfstatat", "statx", "access",
-        "faccessat", "faccessat2", "readlink", "readlinkat", "getcwd", "unlink", "unlinkat",
+        "faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "unlink", "unlinkat",
         "chdir", "fchdir", "chroot", "umask",
         "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "futex",
         "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",

@@ -5,6 +5,8 @@
 #include "hosts_check.h"
 #include "listeners.h"
 #include "log.h"
+#include "metrics_main.h"
+#include "metrics_process.h"
 #include "options.h"
 #include "parent.h"
 #include "pipe_pool.h"
@@ -25,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 using namespace sniproxy;
 
@@ -155,7 +158,7 @@ int main(int argc, char* argv[])
         return 1;
     }
     if (o.is_worker)
-        return worker_main(o);
+        return o.is_metrics_server ? metrics_server_main(o) : worker_main(o);
     if (o.help) {
         std::printf("%s", usage_text().c_str());
         return 0;
@@ -215,6 +218,13 @@ int main(int argc, char* argv[])
     if (std::string e; !open_listeners(o, upgrading, &listeners, &e))
         return fail(e);
     const std::size_t max_per_worker = raise_fd_limit(o.max_connections);
+    // Before anything is forked (the region is inherited) and while we may still bind.
+    std::unique_ptr<MetricsProcess> metrics;
+    if (settings.metrics) {
+        metrics = std::make_unique<MetricsProcess>();
+        if (std::string e; !metrics->open(*settings.metrics, PACKAGE_VERSION, &e))
+            return fail(e);
+    }
 
     if (!o.foreground)
         log_to_syslog();
@@ -232,12 +242,14 @@ int main(int argc, char* argv[])
         }
         logf(LogLevel::debug, "parent keeps only %s", kept.c_str());
     }
-    if (std::string error; !confine_parent(invocation.exe, o.hosts_dir, o.pidfile, &error)) {
+    const std::string metrics_socket = settings.metrics ? settings.metrics->unix_path : "";
+    if (std::string error;
+        !confine_parent(invocation.exe, o.hosts_dir, o.pidfile, metrics_socket, &error)) {
         logf(LogLevel::err, "%s", error.c_str());
         return 1;
     }
     Parent parent(o, std::move(settings), std::move(invocation), std::move(listeners), identity,
-        max_per_worker);
+        max_per_worker, metrics.get());
     const int status = parent.run();
     if (!o.pidfile.empty() && read_pidfile(o.pidfile) == getpid()) // not if a successor wrote it
         unlink(o.pidfile.c_str());

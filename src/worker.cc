@@ -8,6 +8,7 @@
 #include "event_ptr.h"
 #include "ja4.h"
 #include "log.h"
+#include "metrics_store.h"
 #include "protocol.h"
 #include "sandbox.h"
 #include "settings.h"
@@ -30,10 +31,11 @@ namespace {
 
     class Worker {
     public:
-        Worker(const Options& o, Settings settings, EventBasePtr base)
+        Worker(const Options& o, Settings settings, EventBasePtr base, MetricsSlot& metrics)
             : options_(o)
             , channel_(o.worker.channel_fd)
             , base_(std::move(base))
+            , metrics_(metrics)
         {
             settings_.hello_timeout_s = o.hello_timeout;
             settings_.all_hashed = o.all_hashed;
@@ -41,6 +43,7 @@ namespace {
             settings_.hello_done = on_hello_done;
             settings_.report_source = on_report_source;
             settings_.settings = std::move(settings);
+            settings_.metrics = &metrics;
         }
 
         int run();
@@ -76,6 +79,7 @@ namespace {
         EventPtr flush_timer_; // the batch has waited long enough
         EventPtr grace_event_;
         ConnectionSettings settings_;
+        MetricsSlot& metrics_;
         std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
         std::unordered_map<std::uint32_t, Connection*> by_id_;
         std::deque<Encoded> queue_; // records the channel could not take yet, in order
@@ -208,6 +212,7 @@ namespace {
             Connection* raw = c.get();
             connections_.emplace(raw, std::move(c));
             by_id_[raw->id()] = raw;
+            metrics_.active(+1);
             raw->start();
         }
     }
@@ -239,6 +244,7 @@ namespace {
         self->closed_.push_back(c->id());
         self->by_id_.erase(c->id());
         self->connections_.erase(c);
+        self->metrics_.active(-1);
         self->schedule_flush(); // the report leaves in the next batch
         if (self->draining_ && self->connections_.empty())
             event_base_loopexit(self->base_.get(), nullptr);
@@ -404,9 +410,18 @@ int worker_main(const Options& o)
     }
     if (std::string err; !prepare_ja4(&err)) // libcrypto's set-up cannot run under seccomp
         logf(LogLevel::warning, "worker: %s; no ja4= in the log", err.c_str());
+    // Our slot of the metrics region is mapped now; the descriptor, which could map the
+    // rest, is closed before the jail.
+    MetricsSlot metrics;
+    if (o.worker.metrics_slot >= 0) {
+        std::string err;
+        if (!metrics.attach(o.worker.metrics_fd, o.worker.metrics_slot, &err))
+            logf(LogLevel::err, "worker: %s; its connections are not counted", err.c_str());
+        close(o.worker.metrics_fd);
+    }
     if (!enter_sandbox(o))
         return 1;
-    Worker worker(o, std::move(settings), std::move(base));
+    Worker worker(o, std::move(settings), std::move(base), metrics);
     return worker.run();
 }
 

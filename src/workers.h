@@ -4,6 +4,7 @@
 #pragma once
 
 #include "channel.h"
+#include "metrics_schema.h"
 #include "protocol.h"
 
 #include <sys/types.h>
@@ -60,6 +61,8 @@ struct WorkerSlot {
     std::int64_t log_window_ns = 0;
     std::uint32_t log_records = 0;
     std::uint64_t log_suppressed = 0;
+    int metrics_slot = -1; // its slot in the metrics region (-1: none)
+    WorkerState metrics_state = WorkerState::starting; // as last written there
 };
 using WorkerList = std::vector<std::unique_ptr<WorkerSlot>>;
 

@@ -215,3 +215,26 @@ TEST_CASE("JSON: the same fields, numbers as numbers", "[access_log]")
            "\"result\":\"bad-sni\",\"reason\":\"bad-char\",\"alert\":112,\"up\":0,\"down\":0,"
            "\"ms\":3,\"via\":\"10.0.0.1:3000\",\"moved\":2}");
 }
+
+TEST_CASE("the logged line fits what the parent keeps of a record, whatever the SNI",
+    "[access_log]")
+{
+    // 0xff escapes to 4 bytes in text and 6 in JSON: a 256-byte SNI alone would pass 900.
+    for (const std::string& sni : { std::string(70000, '\xff'), std::string(300, '"'),
+             std::string("example.com") }) {
+        for (const bool json : { false, true }) {
+            const std::string line = format_access_line(refused(sni), json);
+            CAPTURE(json, line);
+            CHECK(line.size() <= access_line_max);
+            const Fields f = json ? parse_json(line) : parse_text(line);
+            REQUIRE(f.size() == expected_refused("").size());
+            CHECK(f[3] == std::pair<std::string, std::string>("result", "bad-sni"));
+            CHECK(f[8] == std::pair<std::string, std::string>("ms", "3"));
+            if (sni.size() < 100) // nothing to cut: as format_access_text/json write it
+                CHECK(line
+                    == (json ? format_access_json(refused(sni)) : format_access_text(refused(sni))));
+            else
+                CHECK(f[1].second.ends_with("..."));
+        }
+    }
+}

@@ -79,18 +79,21 @@ TEST_CASE("bad values get one-line errors naming the option")
 TEST_CASE("worker arguments round-trip through the parser")
 {
     Options o;
-    REQUIRE(parse({ "-H", "/srv/h", "-T", "7", "-v", "-a", "-o", "proxy-from=10.0.0.2", "-o",
-                      "deny=192.0.2.0/24" },
-        o)
-                .empty());
-    const auto args = worker_arguments(o, { { 1000, 1001, true }, 3, 5, 4 });
+    REQUIRE(parse({ "-H", "/srv/h", "-T", "7", "-v", "-a" }, o).empty());
+    Options::Worker spec { { 1000, 1001, true }, 3, 5 };
+    spec.metrics_fd = 4;
+    spec.metrics_slot = 17;
+    spec.hosts_fd = 5;
+    Settings settings;
+    settings.log_format = LogFormat::json;
+    const auto args = worker_arguments(o, spec, settings);
     std::vector<std::string> tail(args.begin() + 1, args.end());
     Options w;
     REQUIRE(parse(tail, w).empty());
     CHECK(w.is_worker);
     CHECK(w.worker.channel_fd == 3);
     CHECK(w.worker.generation == 5);
-    CHECK(w.worker.hosts_fd == 4);
+    CHECK(w.worker.hosts_fd == 5);
     CHECK(w.worker.uid == 1000);
     CHECK(w.worker.gid == 1001);
     CHECK(w.worker.jail);
@@ -98,8 +101,35 @@ TEST_CASE("worker arguments round-trip through the parser")
     CHECK(w.hello_timeout == 7);
     CHECK(w.verbosity == 1);
     CHECK(w.all_hashed);
-    // Not the -o items as given: the parent appends its merged settings (settings_items).
-    CHECK(w.settings.empty());
+    CHECK(w.worker.metrics_fd == 4);
+    CHECK(w.worker.metrics_slot == 17);
+    CHECK_FALSE(w.is_metrics_server);
+    Settings back;
+    std::string err;
+    REQUIRE(parse_settings("", "", w.settings, &back, &err));
+    CHECK(back.log_format == LogFormat::json);
+}
+
+TEST_CASE("metrics server arguments round-trip through the parser")
+{
+    Options o;
+    REQUIRE(parse({ "-H", "/srv/h", "-v" }, o).empty());
+    Options::Worker spec { { 1000, 1001, true }, 3, 0 };
+    spec.metrics_listen_fd = 4;
+    spec.metrics_fd = 5;
+    const auto args = metrics_server_arguments(o, spec);
+    std::vector<std::string> tail(args.begin() + 1, args.end());
+    Options s;
+    REQUIRE(parse(tail, s).empty());
+    CHECK(s.is_worker);
+    CHECK(s.is_metrics_server);
+    CHECK(s.worker.channel_fd == 3);
+    CHECK(s.worker.metrics_listen_fd == 4);
+    CHECK(s.worker.metrics_fd == 5);
+    CHECK(s.worker.uid == 1000);
+    CHECK(s.hosts_dir == "/srv/h");
+    CHECK(parse({ "-S", "4:5" }, s) == "-S is internal to sniproxyd");
+    CHECK(parse({ "-M", "4:x" }, s) == "-M is internal to sniproxyd");
 }
 
 TEST_CASE("-f and repeated -o are kept for load_settings")

@@ -794,7 +794,7 @@ TEST_CASE("a confined parent still starts programs from its own directory, and l
     const int status = run_child([&] {
         const int out = report.write_end.get();
         std::string error;
-        if (!confine_parent(exe, dir.path, "", &error))
+        if (!confine_parent(exe, dir.path, "", "", &error))
             child_fail(out, "confine_parent: " + error);
         // What the parent needs: channels, and exec of its own binary (workers, SIGUSR2).
         int sv[2];
