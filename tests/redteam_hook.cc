@@ -92,8 +92,13 @@ namespace {
     void channel_lie(const std::string& name, int client_fd)
     {
         int rc = -1;
-        if (name == "channel-count") { // more closed than the parent handed over
-            rc = send(channel_fd, encode(ClosedMsg { 1'000'000 }));
+        if (name == "channel-count") { // closing connections the parent never handed over
+            ClosedMsg lie;
+            lie.count = 3;
+            lie.ids[0] = 0xfffffff0;
+            lie.ids[1] = 0xfffffff1;
+            lie.ids[2] = 0xfffffff2;
+            rc = send(channel_fd, encode(lie));
         } else if (name == "channel-unexpected") { // a parent-only message from a worker
             rc = send(channel_fd, encode(DrainMsg { 0 }));
         } else if (name == "channel-fds") { // a descriptor on a message that carries none
@@ -126,6 +131,8 @@ bool redteam_attack(std::string_view sni, int client_fd)
         outcome(name, open(setting("SNIPROXYD_REDTEAM_FILE").c_str(), O_RDONLY), "open");
     else if (name == "read-hosts-file")
         outcome(name, open("secret", O_RDONLY), "open(hosts/secret)");
+    else if (name == "write-hosts-file")
+        outcome(name, open("planted", O_WRONLY | O_CREAT, 0644), "open(hosts/planted, O_CREAT)");
     else if (name == "exec")
         outcome(name, execl("/bin/sh", "sh", "-c", "true", static_cast<char*>(nullptr)), "execve");
     else if (name == "fork")

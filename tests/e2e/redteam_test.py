@@ -30,8 +30,12 @@ EXPECTED = {
     "udp-socket": "sigsys",
     "abstract-unix": "blocked",  # Landlock scope (ABI 6)
     "unix-outside": "blocked",  # the path does not exist inside the chroot
-    "open-outside": "sigsys",
-    "read-hosts-file": "sigsys",  # no open at all: Landlock would allow reads under hosts
+    "open-outside": "blocked",  # read-only openat is allowed (HOST/allow); outside the chroot
+                                # nothing exists, and Landlock allows reads under hosts only
+    # By design: workers read HOST/allow files, so a hijacked one can read any file under the
+    # hosts directory (never outside it). Nothing secret belongs there (sniproxyd.hosts(5)).
+    "read-hosts-file": "succeeded",
+    "write-hosts-file": "sigsys",  # openat for writing or creating is not in the allowlist
     "exec": "sigsys",
     "fork": "sigsys",
     "ptrace": "sigsys",
@@ -181,6 +185,8 @@ class RedTeam:
         self.assertFalse(any("REDTEAM-FORGED" in l for l in self.daemon.lines()),
                          "a worker wrote into the daemon's stderr")
         self.assertEqual(len(self.outside_backend.connections), 0, "reached a socket outside hosts")
+        self.assertFalse(os.path.exists(os.path.join(self.hosts.root, "planted")),
+                         "a worker created a file in the hosts directory")
         return outcomes
 
 
