@@ -40,7 +40,8 @@ void AcceptGate::configure(const Settings& settings)
     limits_.configure(settings);
 }
 
-bool AcceptGate::admit(const sockaddr_storage& peer, std::int64_t now_ns, SourceKey* key)
+bool AcceptGate::admit(
+    const sockaddr_storage& peer, std::int64_t now_ns, SourceKey* key, Verdict* refused)
 {
     const IpAddress ip = ip_of(peer);
     if (proxy_from_.contains(ip)) { // trusted: counted under the header's source later
@@ -52,6 +53,8 @@ bool AcceptGate::admit(const sockaddr_storage& peer, std::int64_t now_ns, Source
     *key = a.key;
     if (a.verdict == Verdict::ok)
         return true;
+    if (refused)
+        *refused = a.verdict;
     const RefusalLog::Permit p = log_.refusal(at(now_ns));
     if (p.suppressed > 0)
         log_line(LogLevel::notice, suppressed_message(p.suppressed));

@@ -24,7 +24,9 @@ public:
 
     // True: hand the connection over, counted under *key. False: refused, its line logged
     // (or counted as suppressed); the caller closes it at once.
-    bool admit(const sockaddr_storage& peer, std::int64_t now_ns, SourceKey* key);
+    // *refused (if given) says why, for the refusal counters.
+    bool admit(const sockaddr_storage& peer, std::int64_t now_ns, SourceKey* key,
+        Verdict* refused = nullptr);
     // About once a second: tells the count of lines suppressed in a second that is over.
     void tick(std::int64_t now_ns);
 

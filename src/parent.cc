@@ -270,6 +270,23 @@ void Parent::sync_metrics()
     }
 }
 
+RejectReason Parent::reject_reason(Verdict v)
+{
+    switch (v) {
+    case Verdict::denied:
+        return RejectReason::denied;
+    case Verdict::limit_source:
+        return RejectReason::limit_source;
+    case Verdict::limit_rate:
+        return RejectReason::limit_rate;
+    case Verdict::limit_hellos:
+        return RejectReason::limit_hellos;
+    case Verdict::ok:
+        break;
+    }
+    return RejectReason::other;
+}
+
 void Parent::count_rejected(RejectReason reason)
 {
     if (metrics_)
@@ -314,8 +331,10 @@ void Parent::accept_batch(int listener)
         fd_exhausted_logged_ = false;
         info.accepted_ns = monotonic_ns();
         SourceKey key;
-        if (!gate_.admit(info.peer, info.accepted_ns, &key))
+        if (Verdict refused; !gate_.admit(info.peer, info.accepted_ns, &key, &refused)) {
+            count_rejected(reject_reason(refused));
             continue; // refused and logged; closing it is all the client hears
+        }
         batch[n++] = { std::move(fd), info, key };
         if (n == max_handover) {
             const bool all = dispatcher_.hand_over({ batch, n });

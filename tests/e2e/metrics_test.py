@@ -281,6 +281,30 @@ class PrometheusTest(MetricsBase):
             ("sniproxyd_connections_total", frozenset({("route", "a.example"), ("result", "ok")}))], 15)
 
 
+class RefusalCounterTest(MetricsBase):
+    def test_refusals_decided_in_the_parent_are_counted_by_reason(self):
+        self.setup_hosts()
+        d = self.start_metrics_daemon(extra_args=["-o", "deny=127.0.0.66/32",
+                                                  "-o", "source-max=1"])
+        held = connect(d.port)  # 127.0.0.1 holds its one slot
+        self.addCleanup(held.close)
+        time.sleep(0.2)  # accepted and counted by the parent
+        for _ in range(3):  # denied: closed before a byte is read
+            with socket.create_connection(("127.0.0.1", d.port), timeout=5,
+                                          source_address=("127.0.0.66", 0)) as s:
+                self.assertEqual(read_to_eof(s, 5), b"")
+        for _ in range(2):  # over source-max from 127.0.0.1
+            with connect(d.port) as s:
+                self.assertEqual(read_to_eof(s, 5), b"")
+        wait_until(lambda: self.rejected("denied") == 3 and self.rejected("limit-source") == 2,
+                   10, 0.1, "the refusal counters")
+        self.assertIn(self.rejected("limit-rate"), (None, 0))
+
+    def rejected(self, reason):
+        return samples(scrape(self.target)).get(
+            ("sniproxyd_rejected_total", frozenset({("reason", reason)})))
+
+
 class HostileScraperTest(MetricsBase):
     def test_hostile_scrapers_cost_nothing_else(self):
         self.hosts.openssl("tls.example", "tls.example")
