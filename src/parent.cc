@@ -1,8 +1,9 @@
 // parent.cc: the parent's libevent glue. Callbacks only translate events into calls on the
 // Dispatcher and the Supervisor, then sync() mirrors their state into events and timers.
-// Workers are started by fork + exec of this same binary (/proc/self/exe), so each gets a
-// fresh address space and holds nothing but its channel: listeners are close-on-exec.
+// Starting workers is parent_spawn.cc; a worker's channel is parent_channel.h.
 #include "parent.h"
+
+#include "parent_channel.h"
 
 #include "log.h"
 #include "metrics_process.h"
@@ -23,10 +24,10 @@ namespace sniproxy {
 
 namespace {
     constexpr int accept_batch_max = 64;
-
-    // Arms `ev` for `at_ns` (0: disarmed), touching libevent only when the time changed.
+    // Messages read from one worker per wake-up (see read_worker).
     constexpr int max_messages_per_read = 256;
 
+    // Arms `ev` for `at_ns` (0: disarmed), touching libevent only when the time changed.
     void arm(event* ev, std::int64_t at_ns, std::int64_t& armed)
     {
         if (at_ns == armed)
@@ -41,52 +42,6 @@ namespace {
         evtimer_add(ev, &in);
     }
 } // namespace
-
-// The real channel: the parent's end of the socketpair, read and write events on it.
-class Parent::Channel final : public WorkerChannel {
-public:
-    Channel(Parent& parent, UniqueFd fd, WorkerSlot& slot)
-        : parent_(parent)
-        , fd_(std::move(fd))
-        , slot_(slot)
-    {
-        read_event_.reset(
-            event_new(parent.base_.get(), fd_.get(), EV_READ | EV_PERSIST, on_readable, this));
-        write_event_.reset(event_new(parent.base_.get(), fd_.get(), EV_WRITE, on_writable, this));
-        event_add(read_event_.get(), nullptr);
-    }
-    int send_connections(std::span<const int> fds, std::span<const ConnectionInfo> infos) override
-    {
-        return sniproxy::send_connections(fd_.get(), fds, infos);
-    }
-    int send(const Encoded& m) override { return sniproxy::send(fd_.get(), m); }
-    void wait_for_room() override { event_add(write_event_.get(), nullptr); }
-    int fd() const { return fd_.get(); }
-    void stop_reading() { event_del(read_event_.get()); }
-
-private:
-    static void on_readable(evutil_socket_t, short, void* arg)
-    {
-        auto* self = static_cast<Channel*>(arg);
-        Parent& p = self->parent_;
-        p.read_worker(self->slot_);
-        p.sync();
-    }
-    static void on_writable(evutil_socket_t, short, void* arg)
-    {
-        auto* self = static_cast<Channel*>(arg);
-        Parent& p = self->parent_;
-        p.supervisor_.on_room(self->slot_);
-        p.dispatcher_.on_room(self->slot_);
-        p.sync();
-    }
-
-    Parent& parent_;
-    UniqueFd fd_;
-    WorkerSlot& slot_;
-    EventPtr read_event_;
-    EventPtr write_event_;
-};
 
 Parent::Parent(const Options& options, Settings settings, Invocation invocation,
     std::vector<UniqueFd> listeners, Identity identity, std::size_t max_per_worker,
@@ -161,79 +116,6 @@ int Parent::run()
     return 0;
 }
 
-bool Parent::spawn_worker(unsigned generation, WorkerSlot* out, std::string* err)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-        *err = errno_message("socketpair for a worker", errno);
-        return false;
-    }
-    UniqueFd mine(sv[0]), theirs(sv[1]);
-    if (generation != generation_dir_of_ || !generation_dir_) {
-        generation_dir_.reset(
-            open(options_.hosts_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        generation_dir_of_ = generation;
-        // Not fatal here: the worker then tries the path itself and says what is wrong.
-        if (!generation_dir_)
-            logf_errno(LogLevel::warning, "generation %u: hosts directory %s", generation,
-                options_.hosts_dir.c_str());
-    }
-    // The worker's end becomes its fd 3 (the generation's hosts directory its fd 4);
-    // /proc/self/exe is the running binary even if the file on disk was replaced, so a
-    // generation never mixes versions.
-    Options::Worker spec;
-    static_cast<Identity&>(spec) = identity_;
-    spec.channel_fd = 3;
-    spec.generation = generation;
-    std::vector<int> inherit { theirs.get() }; // each becomes fd 3, 4, ... in the worker
-    if (metrics_) // its own slot of the metrics region (none when all are taken)
-        spec.metrics_slot = metrics_->store().claim_slot(generation);
-    if (spec.metrics_slot >= 0) {
-        spec.metrics_fd = 3 + static_cast<int>(inherit.size());
-        inherit.push_back(metrics_->store().fd());
-    }
-    if (generation_dir_) {
-        spec.hosts_fd = 3 + static_cast<int>(inherit.size());
-        inherit.push_back(generation_dir_.get());
-    }
-    pid_t pid;
-    if (!spawn({ "/proc/self/exe", worker_arguments(options_, spec, settings_), inherit, false,
-                   {} },
-            &pid, err)) {
-        if (metrics_)
-            metrics_->store().release_slot(spec.metrics_slot);
-        return false;
-    }
-    if (metrics_)
-        metrics_->store().set_worker(spec.metrics_slot, pid);
-    out->metrics_slot = spec.metrics_slot;
-    out->pid = pid;
-    out->channel = std::make_unique<Channel>(*this, std::move(mine), *out);
-    return true;
-}
-
-// SIGUSR2: the binary now at the start-up path, with our listening sockets (systemd's
-// LISTEN_FDS protocol).
-bool Parent::spawn_upgrade(pid_t* pid, std::string* err)
-{
-    std::vector<int> fds;
-    for (const UniqueFd& l : listeners_)
-        fds.push_back(l.get());
-    if (!spawn({ invocation_.exe, invocation_.args, fds, true,
-                   { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) }, /* isolate */ false },
-            pid, err))
-        return false;
-    logf(LogLevel::notice,
-        "SIGUSR2: started %s as pid %d; it takes over when its workers are ready",
-        invocation_.exe.c_str(), static_cast<int>(*pid));
-    return true;
-}
-
-void Parent::kill(pid_t pid, int sig)
-{
-    ::kill(pid, sig);
-}
-
 void Parent::sync()
 {
     if (dispatcher_.stopped() && !listeners_.empty()) {
@@ -268,23 +150,6 @@ void Parent::sync_metrics()
             metrics_->store().set_state(w->metrics_slot, state);
         }
     }
-}
-
-RejectReason Parent::reject_reason(Verdict v)
-{
-    switch (v) {
-    case Verdict::denied:
-        return RejectReason::denied;
-    case Verdict::limit_source:
-        return RejectReason::limit_source;
-    case Verdict::limit_rate:
-        return RejectReason::limit_rate;
-    case Verdict::limit_hellos:
-        return RejectReason::limit_hellos;
-    case Verdict::ok:
-        break;
-    }
-    return RejectReason::other;
 }
 
 void Parent::count_rejected(RejectReason reason)
@@ -332,7 +197,9 @@ void Parent::accept_batch(int listener)
         info.accepted_ns = monotonic_ns();
         SourceKey key;
         if (Verdict refused; !gate_.admit(info.peer, info.accepted_ns, &key, &refused)) {
-            count_rejected(reject_reason(refused));
+            // The verdict's name is the log's result word, which names the reason too.
+            count_rejected(
+                reject_reason_from_name(verdict_name(refused)).value_or(RejectReason::other));
             continue; // refused and logged; closing it is all the client hears
         }
         batch[n++] = { std::move(fd), info, key };

@@ -64,7 +64,6 @@ private:
     // THE call point for a connection the parent refuses itself (denied, limit-*, shed):
     // counted in sniproxyd_rejected_total{reason}.
     void count_rejected(RejectReason reason);
-    static RejectReason reject_reason(Verdict v);
 
     const Options& options_;
     Settings settings_; // given to each new worker; replaced by a good -f file on SIGHUP

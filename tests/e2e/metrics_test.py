@@ -286,9 +286,8 @@ class RefusalCounterTest(MetricsBase):
         self.setup_hosts()
         d = self.start_metrics_daemon(extra_args=["-o", "deny=127.0.0.66/32",
                                                   "-o", "source-max=1"])
-        held = connect(d.port)  # 127.0.0.1 holds its one slot
-        self.addCleanup(held.close)
-        time.sleep(0.2)  # accepted and counted by the parent
+        # 127.0.0.1 holds its one slot (once the readiness probe's close has been reported)
+        wait_until(lambda: self.try_hold(d), 10, 0.1, "a connection from 127.0.0.1 admitted")
         for _ in range(3):  # denied: closed before a byte is read
             with socket.create_connection(("127.0.0.1", d.port), timeout=5,
                                           source_address=("127.0.0.66", 0)) as s:
@@ -299,6 +298,19 @@ class RefusalCounterTest(MetricsBase):
         wait_until(lambda: self.rejected("denied") == 3 and self.rejected("limit-source") == 2,
                    10, 0.1, "the refusal counters")
         self.assertIn(self.rejected("limit-rate"), (None, 0))
+
+    def try_hold(self, d):
+        s = connect(d.port)
+        hello = client_hello("a.example")
+        s.sendall(hello)
+        try:
+            if read_exactly(s, len(hello), 5) == hello:
+                self.addCleanup(s.close)
+                return True
+        except (EOFError, OSError):
+            pass
+        s.close()
+        return False
 
     def rejected(self, reason):
         return samples(scrape(self.target)).get(
@@ -397,9 +409,11 @@ class MetricsProcessTest(MetricsBase):
             self.assertRegex(status, r"\nUid:\s+%d\s" % pwd.getpwnam(harness.WORKER_USER).pw_uid)
             self.assertRegex(status, r"\nCapEff:\s+0+\n")
             self.assertEqual(os.readlink(f"/proc/{pid}/root"), os.path.realpath(self.hosts.root))
-        # It holds the listener, the channel and nothing more; the region is mapped and its
-        # descriptor closed before the jail, in the workers as in the server.
-        self.assertLessEqual(len(os.listdir(f"/proc/{pid}/fd")), 8)
+        # It holds the listener, the channel and nothing more (once the status scrape's
+        # connection is closed); the region is mapped and its descriptor closed before the
+        # jail, in the workers as in the server.
+        wait_until(lambda: len(os.listdir(f"/proc/{pid}/fd")) <= 8, 5, 0.05,
+                   "the metrics server to hold only its listener and channel")
         for p in [pid] + harness.worker_pids(d):
             fds = [os.readlink(f"/proc/{p}/fd/{n}") for n in os.listdir(f"/proc/{p}/fd")]
             self.assertFalse([f for f in fds if "memfd:" in f], (p, fds))
