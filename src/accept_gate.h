@@ -27,6 +27,11 @@ public:
     // *refused (if given) says why, for the refusal counters.
     bool admit(const sockaddr_storage& peer, std::int64_t now_ns, SourceKey* key,
         Verdict* refused = nullptr);
+    // From a proxy-from balancer: its PROXY header comes first, its own address is trusted.
+    bool is_balancer(const sockaddr_storage& peer) const
+    {
+        return !proxy_from_.empty() && proxy_from_.contains(ip_of(peer));
+    }
     // About once a second: tells the count of lines suppressed in a second that is over.
     void tick(std::int64_t now_ns);
 

@@ -95,6 +95,7 @@ Connection::Connection(event_base* base, const ConnectionSettings& settings, Uni
     , owner_(owner)
     , accepted_ns_(info.accepted_ns)
     , peer_(info.peer)
+    , from_balancer_(info.from_balancer)
     , id_(info.id)
 {
     if (peer_.ss_family == AF_UNSPEC) { // the parent did not say
@@ -117,7 +118,7 @@ void Connection::start()
     parser_ = std::make_unique<ClientHelloParser>(settings_.max_hello);
     // Only connections from a balancer pay for the header; anyone else's "PROXY ..." is
     // just bytes, and not TLS.
-    if (!settings_.settings.proxy_from.empty() && settings_.settings.proxy_from.contains(peer_)) {
+    if (from_balancer_) {
         proxy_ = std::make_unique<ProxyHeaderDecoder>();
         phase_ = Phase::proxy_header;
     }

@@ -104,6 +104,7 @@ private:
     std::int64_t accepted_ns_;
     std::int64_t routed_ns_ = 0; // when the route was decided (0: it was not)
     sockaddr_storage peer_ {}; // the TCP peer: the client, or a proxy-from balancer
+    bool from_balancer_ = false; // the parent says: a PROXY header comes first
     sockaddr_storage source_ {}; // the client: peer_, or the source of the balancer's header
     sockaddr_storage destination_ {}; // the header's destination (AF_UNSPEC: ours)
     std::string sni_ = "-";

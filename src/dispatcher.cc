@@ -67,7 +67,9 @@ bool Dispatcher::hand_over(std::span<Pending> batch)
             w->inflight += k;
             for (std::size_t i = 0; i < k; i++) {
                 batch[done + i].fd.reset();
-                w->held[infos[i].id] = { batch[done + i].key, infos[i].accepted_ns };
+                HeldConnection& h = w->held[infos[i].id];
+            h = { batch[done + i].key, infos[i].accepted_ns };
+            h.from_balancer = infos[i].from_balancer;
             }
             hellos_ += k;
             done += k;
@@ -174,11 +176,13 @@ bool Dispatcher::on_hello_done(WorkerSlot& w, std::span<const std::uint32_t> ids
 bool Dispatcher::on_source(WorkerSlot& w, const SourceMsg& m, Verdict* verdict, std::string* err)
 {
     const auto it = w.held.find(m.id);
-    if (it == w.held.end() || !it->second.in_hello || it->second.moved) {
+    if (it == w.held.end() || !it->second.in_hello || it->second.moved
+        || !it->second.from_balancer) {
         *err = "reported the source of connection " + std::to_string(m.id) + ", "
-            + (it == w.held.end()      ? "which it does not hold"
-                    : it->second.moved ? "a second time"
-                                       : "after its hello");
+            + (it == w.held.end()               ? "which it does not hold"
+                    : !it->second.from_balancer ? "which is not from a balancer"
+                    : it->second.moved          ? "a second time"
+                                                : "after its hello");
         return false;
     }
     HeldConnection& c = it->second;

@@ -195,6 +195,7 @@ void Parent::accept_batch(int listener)
         }
         fd_exhausted_logged_ = false;
         info.accepted_ns = monotonic_ns();
+        info.from_balancer = gate_.is_balancer(info.peer);
         SourceKey key;
         if (Verdict refused; !gate_.admit(info.peer, info.accepted_ns, &key, &refused)) {
             // The verdict's name is the log's result word, which names the reason too.

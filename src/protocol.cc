@@ -23,11 +23,12 @@ namespace {
         }
     }
 
-    // One connection's record: the accept time, its id, then the peer's sockaddr_in or
-    // sockaddr_in6 zero-padded (family AF_UNSPEC when unknown).
+    // One connection's record: the accept time, its id, its flags (1: from a balancer), then
+    // the peer's sockaddr_in or sockaddr_in6 zero-padded (family AF_UNSPEC when unknown).
     constexpr std::size_t address_room = sizeof(sockaddr_in6);
     constexpr std::size_t id_at = sizeof(std::int64_t);
-    constexpr std::size_t address_at = id_at + sizeof(std::uint32_t);
+    constexpr std::size_t flags_at = id_at + sizeof(std::uint32_t);
+    constexpr std::size_t address_at = flags_at + sizeof(std::uint32_t);
     constexpr std::size_t record_size = address_at + address_room;
     static_assert(record_size * max_handover < max_message);
 
@@ -137,6 +138,12 @@ namespace {
             info = {};
             std::memcpy(&info.accepted_ns, r, sizeof info.accepted_ns);
             info.id = u32(r + id_at);
+            const std::uint32_t flags = u32(r + flags_at);
+            if (flags > 1) {
+                *err = "connection message with flags " + std::to_string(flags);
+                return false;
+            }
+            info.from_balancer = flags == 1;
             if (!decode_address(r + address_at, &info.peer, true, "connection", err))
                 return false;
         }
@@ -158,6 +165,8 @@ bool encode_connections(std::span<const ConnectionInfo> infos, Encoded* out, std
         char* r = out->payload.data() + i * record_size;
         std::memcpy(r, &infos[i].accepted_ns, sizeof infos[i].accepted_ns);
         std::memcpy(r + id_at, &infos[i].id, sizeof infos[i].id);
+        const std::uint32_t flags = infos[i].from_balancer ? 1 : 0;
+        std::memcpy(r + flags_at, &flags, sizeof flags);
         std::memcpy(r + address_at, &infos[i].peer, address_size(infos[i].peer));
     }
     return true;

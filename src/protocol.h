@@ -40,6 +40,9 @@ enum class Msg : std::uint8_t {
 struct ConnectionInfo {
     std::int64_t accepted_ns = 0;
     std::uint32_t id = 0;
+    // The peer is a proxy-from balancer: its PROXY header comes first. The parent decides,
+    // once, with the lists it has now; the worker never judges this itself.
+    bool from_balancer = false;
     sockaddr_storage peer {};
 };
 

@@ -38,6 +38,7 @@ struct HeldConnection {
     bool in_hello = true;
     bool shed = false; // the worker was asked to close it
     bool moved = false; // its real source came from the worker (SourceMsg)
+    bool from_balancer = false; // only these may have their source reported
 };
 
 struct WorkerSlot {

@@ -107,8 +107,8 @@ TEST_CASE("connection payloads must describe exactly the descriptors that came")
     UniqueFd a(open("/dev/null", O_RDONLY | O_CLOEXEC)), b(open("/dev/null", O_RDONLY | O_CLOEXEC));
     const int two[] = { a.get(), b.get() };
     ConnectionInfo infos[max_handover];
-    // A record: accept time (8 bytes), id (4), address (28).
-    std::uint8_t one_record[40] = {};
+    // A record: accept time (8 bytes), id (4), flags (4), address (28).
+    std::uint8_t one_record[44] = {};
     // Two descriptors, one record: the descriptors arrive and are closed with the message.
     REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, one_record, two) == 0);
     Received m;
@@ -116,22 +116,29 @@ TEST_CASE("connection payloads must describe exactly the descriptors that came")
     CHECK(m.nfds == 2);
     CHECK_FALSE(parse_connections(m, infos));
     // A family we never send.
-    std::uint8_t bad_family[40] = {};
-    bad_family[12] = 99;
+    std::uint8_t bad_family[44] = {};
+    bad_family[16] = 99;
     REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, bad_family, { two, 1 }) == 0);
     REQUIRE(receive_message(p.b.get(), m) == Recv::message);
     CHECK_FALSE(parse_connections(m, infos));
     // Junk after an IPv4 address.
-    std::uint8_t junk[40] = {};
-    junk[12] = AF_INET;
-    junk[39] = 1;
+    std::uint8_t junk[44] = {};
+    junk[16] = AF_INET;
+    junk[43] = 1;
     REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, junk, { two, 1 }) == 0);
+    REQUIRE(receive_message(p.b.get(), m) == Recv::message);
+    CHECK_FALSE(parse_connections(m, infos));
+    // Flags other than "from a balancer".
+    std::uint8_t flags[44] = {};
+    flags[12] = 2;
+    flags[16] = AF_INET;
+    REQUIRE(send_message_with_fds(p.a.get(), Msg::connection, flags, { two, 1 }) == 0);
     REQUIRE(receive_message(p.b.get(), m) == Recv::message);
     CHECK_FALSE(parse_connections(m, infos));
     // A connection message without any descriptor is refused outright; it still says how
     // many connections the sender counted, so the worker can report them ended.
-    std::uint8_t three_records[3 * 40] = {};
-    three_records[40 + 8] = 7; // the second one's id
+    std::uint8_t three_records[3 * 44] = {};
+    three_records[44 + 8] = 7; // the second one's id
     REQUIRE(send_message(p.a.get(), Msg::connection, three_records) == 0);
     REQUIRE(receive_message(p.b.get(), m) == Recv::message);
     CHECK_FALSE(parse_connections(m, infos));

@@ -127,6 +127,7 @@ TEST_CASE("parent messages decode to what was encoded")
     infos[0].accepted_ns = 5;
     infos[0].id = 41;
     infos[1].id = 42;
+    infos[1].from_balancer = true;
     reinterpret_cast<sockaddr_in*>(&infos[1].peer)->sin_family = AF_INET;
     reinterpret_cast<sockaddr_in*>(&infos[1].peer)->sin_port = htons(9);
     Encoded e;
@@ -138,6 +139,8 @@ TEST_CASE("parent messages decode to what was encoded")
     CHECK(got.infos[0].accepted_ns == 5);
     CHECK(got.infos[0].id == 41);
     CHECK(got.infos[1].id == 42);
+    CHECK_FALSE(got.infos[0].from_balancer);
+    CHECK(got.infos[1].from_balancer);
     CHECK(ntohs(reinterpret_cast<const sockaddr_in*>(&got.infos[1].peer)->sin_port) == 9);
     CHECK(got.fds == c.fds);
     CHECK_FALSE(encode_connections({}, &e, &err));

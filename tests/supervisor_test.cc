@@ -390,6 +390,7 @@ TEST_CASE("a reported source is admitted under that source and answered with a v
     for (auto& p : batch) {
         p.key = r.limits.key_of(ip_of(ipv4("10.9.9.9")));
         p.key.counted = false;
+        p.info.from_balancer = true;
     }
     REQUIRE(r.d.hand_over(batch));
     const std::vector<std::uint32_t> ids = channel_of(w).ids;
@@ -418,11 +419,26 @@ TEST_CASE("a reported source is admitted under that source and answered with a v
     CHECK(log.has(LogLevel::err, "a second time"));
 }
 
+TEST_CASE("a source reported for a connection not from a balancer is a violation")
+{
+    // A hijacked worker must not move a direct client's count onto someone else.
+    Counted r(1);
+    WorkerSlot& w = *r.workers[0];
+    auto batch = connections(1);
+    batch[0].key = r.limits.admit(ip_of(ipv4("192.0.2.1")), {}).key; // counted, direct
+    REQUIRE(r.d.hand_over(batch));
+    LogCapture log;
+    CHECK_FALSE(r.say(w, encode(SourceMsg { channel_of(w).ids[0], ipv4("198.51.100.7") })));
+    CHECK(log.has(LogLevel::err, "which is not from a balancer"));
+    CHECK(r.counts("198.51.100.7").connections == 0);
+}
+
 TEST_CASE("a verdict that finds the channel full waits for room")
 {
     Counted r(0);
     WorkerSlot& w = *r.workers[0];
     auto batch = connections(1);
+    batch[0].info.from_balancer = true;
     REQUIRE(r.d.hand_over(batch));
     channel_of(w).fail_with = EAGAIN;
     CHECK(r.say(w, encode(SourceMsg { channel_of(w).ids[0], ipv4("198.51.100.7") })));
