@@ -1,7 +1,7 @@
 // connection.cc: the life of one connection in a worker.
-//   0. from a proxy-from balancer only: its PROXY v1/v2 header, read incrementally under the
-//      same deadline; its source is the client from then on (source_known is the hook for
-//      that source's checks);
+//   0. from a proxy-from balancer only (the parent says so): its PROXY v1/v2 header, read
+//      incrementally under the same deadline; its source is the client from then on, checked
+//      and counted by the parent (report_source, then on_verdict);
 //   1. hello: read through a bufferevent, feeding only new bytes to the parser, under a
 //      deadline counted from the parent's accept();
 //   2. route: validate the SNI, look up exact / wildcard / _nosni / _default by existence,
@@ -21,8 +21,8 @@
 #endif
 
 #include "channel.h"
-#include "ja4.h"
 #include "host_allow.h"
+#include "ja4.h"
 #include "listen_address.h"
 #include "log.h"
 #include "metrics_store.h"
@@ -228,9 +228,23 @@ void Connection::on_verdict(Verdict verdict)
 {
     if (phase_ != Phase::source_verdict || finished_)
         return; // closed meanwhile (a timeout, the client left): nothing waits
-    if (verdict != Verdict::ok)
+    if (verdict != Verdict::ok) {
+        refused_by_verdict_ = true;
         return finish(verdict_name(verdict));
+    }
     start_hello();
+}
+
+// A refusal's line counts against the worker's refusal log limit (DESIGN.md: refusal lines
+// are rate-limited, with a count of those suppressed); any other line is always written.
+bool Connection::log_refusal(bool refusal) const
+{
+    if (!refusal || !settings_.refusals)
+        return true;
+    const RefusalLog::Permit p = settings_.refusals->refusal(RefusalLog::Clock::now());
+    if (p.suppressed > 0)
+        log_line(LogLevel::notice, suppressed_message(p.suppressed));
+    return p.log;
 }
 
 void Connection::start_hello()
@@ -392,8 +406,9 @@ void Connection::finish(const char* result, std::string reason, int err, Alert a
     r.via = std::move(via_);
     r.alpn = std::move(alpn_);
     r.ja4 = std::move(ja4_);
-    log_line(LogLevel::info,
-        format_access_line(r, settings_.settings.log_format == LogFormat::json));
+    if (log_refusal(refused_by_verdict_))
+        log_line(LogLevel::info,
+            format_access_line(r, settings_.settings.log_format == LogFormat::json));
     if (settings_.metrics) // route: a hosts-directory name or "-", never the SNI
         settings_.metrics->connection_done(r.route, r.result, r.up, r.down,
             routed_ns_ ? static_cast<double>(routed_ns_ - accepted_ns_) / 1e9 : -1.0);

@@ -2,11 +2,12 @@
 // ClientHello to the close of both directions. See connection.cc for the life cycle.
 #pragma once
 
-#include "protocol.h"
 #include "clienthello.h"
 #include "event_ptr.h"
 #include "fd.h"
+#include "protocol.h"
 #include "proxy_accept.h"
+#include "refusal_log.h"
 #include "relay.h"
 #include "route.h"
 #include "settings.h"
@@ -34,6 +35,7 @@ struct ConnectionSettings {
     void (*hello_done)(void* owner, Connection* c) = nullptr; // routed: out of the hello phase
     void (*report_source)(void* owner, Connection* c, const sockaddr_storage& source) = nullptr;
     MetricsSlot* metrics = nullptr; // the worker's counters (null: not counted)
+    RefusalLog* refusals = nullptr; // the worker's limit on refusal lines (null: unlimited)
 };
 
 class Connection {
@@ -79,6 +81,7 @@ private:
     // arrive meanwhile wait in the buffer.
     void report_source(const sockaddr_storage& source);
     void start_hello(); // what arrived after the header, then the rest
+    bool log_refusal(bool refusal) const; // whether to write the line (refusals are limited)
     void feed_hello();
     void route_hello();
     void connect_backend(const Route& route);
@@ -111,6 +114,7 @@ private:
     std::string route_ = "-";
     std::string via_; // the balancer, when source_ came from its header
     bool client_eof_ = false; // the client half-closed while its source verdict was pending
+    bool refused_by_verdict_ = false; // its line is a refusal's, rate-limited
     std::string alpn_; // the protocol that chose an alpn/ entry
     std::string ja4_;
     bool finished_ = false;

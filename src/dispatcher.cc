@@ -35,8 +35,7 @@ WorkerSlot* Dispatcher::least_loaded() const
     for (std::size_t k = 0; k < n; k++) {
         WorkerSlot* w = workers_[(next_ + k) % n].get();
         if (w->ready && !w->draining && !w->broken && w->inflight < max_per_worker_
-            && !w->waiting_for_room
-            && (!best || w->inflight < best->inflight))
+            && !w->waiting_for_room && (!best || w->inflight < best->inflight))
             best = w;
     }
     return best;
@@ -68,8 +67,8 @@ bool Dispatcher::hand_over(std::span<Pending> batch)
             for (std::size_t i = 0; i < k; i++) {
                 batch[done + i].fd.reset();
                 HeldConnection& h = w->held[infos[i].id];
-            h = { batch[done + i].key, infos[i].accepted_ns };
-            h.from_balancer = infos[i].from_balancer;
+                h = { batch[done + i].key, infos[i].accepted_ns };
+                h.from_balancer = infos[i].from_balancer;
             }
             hellos_ += k;
             done += k;

@@ -24,7 +24,8 @@ bool read_host_allow(
 {
     out->reset();
     const std::string path = entry + "/" + std::string(allow_file);
-    const UniqueFd fd(openat(dir_fd, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    // O_NONBLOCK: a FIFO put there must not hang the worker (open would wait for a writer).
+    const UniqueFd fd(openat(dir_fd, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
     if (!fd) {
         if (errno == ENOENT)
             return true;
@@ -35,6 +36,10 @@ bool read_host_allow(
     struct stat st;
     if (fstat(fd.get(), &st) != 0) {
         *err = errno_message(path, errno);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *err = path + ": not a regular file";
         return false;
     }
     const std::size_t expect = std::min<std::size_t>(

@@ -146,9 +146,11 @@ LandlockPlan plan_parent_landlock(int abi, const ParentPaths& paths)
         plan.rules.push_back({ file, LANDLOCK_ACCESS_FS_READ_FILE });
     plan.rules.push_back(
         { "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE });
-    // The tree the hosts symlink lives in, so `ln -sfn hosts.new hosts` stays readable.
+    // The tree the hosts symlink lives in, so `ln -sfn hosts.new hosts` stays readable; never
+    // the root directory, which would make the whole filesystem readable (`-H /hosts`).
     plan.rules.push_back({ paths.hosts_dir, fs_read });
-    plan.rules.push_back({ dirname_of(paths.hosts_dir), fs_read });
+    if (const std::string up = dirname_of(paths.hosts_dir); up != "/" && !up.empty())
+        plan.rules.push_back({ up, fs_read });
     if (!paths.pidfile.empty()) {
         plan.rules.push_back({ paths.pidfile,
             LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE

@@ -52,7 +52,10 @@ namespace {
             std::uint64_t connections = 0;
             for (std::size_t i = 0; i < n; ++i) {
                 const RouteEntry& e = entries[i];
-                RouteTotals& r = route(std::string(route_label(e.name)));
+                // Copied before it is checked: the worker could rewrite it in between.
+                char name[route_name_size];
+                std::memcpy(name, e.name, sizeof name);
+                RouteTotals& r = route(std::string(route_label(name)));
                 for (std::size_t k = 0; k < conn_result_count; ++k) {
                     const std::uint64_t v = load(e.results[k]);
                     r.results[k] += v;

@@ -313,6 +313,7 @@ void Parent::reap_children()
             continue;
         int slot = -1;
         if (WorkerSlot* w = supervisor_.find(pid)) {
+            w->reaped = true; // never signalled again, whatever its last messages say
             read_worker(*w); // its last log records may still sit in the channel
             slot = w->metrics_slot;
         }

@@ -222,8 +222,16 @@ int main(int argc, char* argv[])
     std::unique_ptr<MetricsProcess> metrics;
     if (settings.metrics) {
         metrics = std::make_unique<MetricsProcess>();
-        if (std::string e; !metrics->open(*settings.metrics, PACKAGE_VERSION, &e))
-            return fail(e);
+        if (std::string e; !metrics->open(*settings.metrics, PACKAGE_VERSION, &e)) {
+            if (!upgrading)
+                return fail(e);
+            // The new binary of a SIGUSR2 upgrade runs under the old parent's filters, which
+            // allow no new memory region or listener: the upgrade goes on without metrics.
+            logf(LogLevel::err,
+                "upgrade: %s; serving without metrics until a restart (sniproxyd(8), BUGS)",
+                e.c_str());
+            metrics.reset();
+        }
     }
 
     if (!o.foreground)

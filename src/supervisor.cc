@@ -158,7 +158,8 @@ void Supervisor::violation(WorkerSlot& w, const std::string& why)
         why.c_str());
     w.ready = false;
     w.violated = true;
-    spawner_.kill(w.pid, SIGKILL);
+    if (!w.reaped) // a pid already reaped may have been given to another process
+        spawner_.kill(w.pid, SIGKILL);
     dispatcher_.flush_pending();
 }
 
@@ -397,8 +398,7 @@ void Supervisor::worker_exited(const WorkerSlot& w, int status)
     const LogLevel lost_level = w.inflight ? LogLevel::err : level;
     logf(lost_level, "worker %d (generation %u) %s%s", static_cast<int>(w.pid), w.generation,
         describe_status(status).c_str(),
-        w.inflight ? (", " + std::to_string(w.inflight) + " of its connections lost").c_str()
-                   : "");
+        w.inflight ? (", " + std::to_string(w.inflight) + " of its connections lost").c_str() : "");
     report_suppressed(const_cast<WorkerSlot&>(w));
     if (stopping_) {
         if (workers_.empty())

@@ -44,6 +44,7 @@ namespace {
             settings_.report_source = on_report_source;
             settings_.settings = std::move(settings);
             settings_.metrics = &metrics;
+            settings_.refusals = &refusals_;
         }
 
         int run();
@@ -80,6 +81,7 @@ namespace {
         EventPtr grace_event_;
         ConnectionSettings settings_;
         MetricsSlot& metrics_;
+        RefusalLog refusals_; // refusals decided by the parent's verdict on a PROXY source
         std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
         std::unordered_map<std::uint32_t, Connection*> by_id_;
         std::deque<Encoded> queue_; // records the channel could not take yet, in order
@@ -321,6 +323,9 @@ namespace {
     // the channel is full (then the next writable event resumes).
     void Worker::flush_queue()
     {
+        // The count of refusal lines left out, once their second is over.
+        if (const std::uint64_t n = refusals_.expire(RefusalLog::Clock::now()))
+            log_line(LogLevel::notice, suppressed_message(n));
         queue_ids();
         while (!queue_.empty()) {
             Outgoing batch[max_batch];

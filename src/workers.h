@@ -56,6 +56,7 @@ struct WorkerSlot {
     bool waiting_for_room = false; // a send found the channel full; skipped until it has room
     bool violated = false; // broke the protocol: being replaced, nothing more is read from it
     bool broken = false; // its channel failed for good: no more connections, replaced on exit
+    bool reaped = false; // waitpid returned it: its pid may belong to someone else now
     std::int64_t started_ns = 0;
     std::int64_t drain_deadline_ns = 0; // when draining: killed if still alive then
     // Log records per second, so that a hijacked worker cannot flood the log.

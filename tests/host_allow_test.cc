@@ -89,5 +89,11 @@ TEST_CASE("a bad, oversized or linked allow file is an error naming it")
         REQUIRE(symlink("../elsewhere", (h.dir + "/example.com/allow").c_str()) == 0);
         CHECK_FALSE(read_host_allow(h.fd, "example.com", &allow, &err));
     }
+    SECTION("a FIFO, which must not hang the worker waiting for a writer")
+    {
+        REQUIRE(mkfifo((h.dir + "/example.com/allow").c_str(), 0644) == 0);
+        CHECK_FALSE(read_host_allow(h.fd, "example.com", &allow, &err));
+        CHECK(err.find("not a regular file") != std::string::npos);
+    }
     CHECK_FALSE(allow.has_value());
 }
