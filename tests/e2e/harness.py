@@ -856,6 +856,16 @@ class DaemonTestCase(unittest.TestCase):
         self.addCleanup(self.hosts.close)
         self._daemons = []
 
+    def two_trees(self):
+        """The test's hosts tree and a second one, each with an echo backend for example.com,
+        and a link to the first to start the daemon on (swap it with repoint): returns
+        (link, old_backend, new_backend, new_hosts)."""
+        new_hosts = Hosts()
+        self.addCleanup(new_hosts.close)
+        old_backend = self.hosts.raw("example.com", echo_handler)
+        new_backend = new_hosts.raw("example.com", echo_handler)
+        return hosts_link(self.hosts.root), old_backend, new_backend, new_hosts
+
     def start_daemon(self, hosts_dir=None, **kw):
         d = Daemon(hosts_dir or self.hosts.root, **kw)
         self._daemons.append(d)

@@ -105,11 +105,7 @@ class LifecycleTest(DaemonTestCase):
             self.assertEqual(d.connection_log(s.getsockname()[1])["result"], "grace-expired")
 
     def test_sighup_rollover_reenters_the_hosts_dir_and_keeps_connections(self):
-        old_hosts, new_hosts = self.hosts, harness.Hosts()
-        self.addCleanup(new_hosts.close)
-        old_backend = old_hosts.raw("example.com", echo_handler)
-        new_backend = new_hosts.raw("example.com", echo_handler)
-        link = harness.hosts_link(old_hosts.root)
+        link, old_backend, new_backend, new_hosts = self.two_trees()
         d = self.start_daemon(hosts_dir=link, grace=10)
         old_workers = worker_pids(d)
         with open_echo(d) as s:

@@ -206,11 +206,7 @@ class SupervisionTest(DaemonTestCase):
             self.assertEqual(b, 2 * a, f"the delay does not keep doubling: {delays}")
 
     def test_a_respawned_worker_enters_its_generations_tree_not_the_swapped_link(self):
-        old_hosts, new_hosts = self.hosts, harness.Hosts()
-        self.addCleanup(new_hosts.close)
-        old_backend = old_hosts.raw("example.com", echo_handler)
-        new_backend = new_hosts.raw("example.com", echo_handler)
-        link = harness.hosts_link(old_hosts.root)
+        link, old_backend, new_backend, new_hosts = self.two_trees()
         d = self.start_daemon(hosts_dir=link, workers=1)
         d.expected_problems = [r"killed by signal 9", r"died within 2 s of starting"]
         [victim] = worker_pids(d)
