@@ -60,6 +60,10 @@ public:
         return sniproxy::send_connections(fd_.get(), fds, infos);
     }
     int send(const Encoded& m) override { return sniproxy::send(fd_.get(), m); }
+    int send_moving(const Encoded& m, std::span<const int> fds) override
+    {
+        return sniproxy::send_moving(fd_.get(), m, fds);
+    }
     void wait_for_room() override { event_add(write_event_.get(), nullptr); }
     int fd() const { return fd_.get(); }
     void stop_reading() { event_del(read_event_.get()); }
@@ -104,7 +108,8 @@ Parent::Parent(const Options& options, Settings settings, Invocation invocation,
     , listeners_(std::move(listeners))
     , dispatcher_(workers_, max_per_worker, clock_)
     , supervisor_(workers_, dispatcher_, *this, clock_,
-          { worker_count_, options.grace, invocation_.upgrade_from })
+          { worker_count_, options.grace, invocation_.upgrade_from,
+              settings_.move_connections })
 {
     event_config* cfg = event_config_new();
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
@@ -347,6 +352,7 @@ void Parent::reload_settings()
     }
     settings_ = std::move(fresh);
     gate_.configure(settings_);
+    supervisor_.set_move_connections(settings_.move_connections);
     logf(LogLevel::notice, "SIGHUP: settings re-read from %s", options_.settings_file.c_str());
 }
 

@@ -221,7 +221,7 @@ class RolloverTest(DaemonTestCase):
 
     def test_rollover_grace_closes_what_is_left(self):
         self.hosts.raw("example.com", echo_handler)
-        d = self.start_daemon(workers=1, grace=1)
+        d = self.start_daemon(workers=1, grace=1, extra_args=["-o", "move-connections=no"])
         s = open_echo(d)
         self.addCleanup(s.close)
         old = worker_pids(d)
