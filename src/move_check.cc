@@ -16,7 +16,7 @@ namespace sniproxy {
 namespace {
     bool socket_kind(int fd, int want_type, int* domain, const char* what, std::string* err)
     {
-        struct stat st {};
+        struct stat st { };
         if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
             *err = std::string("the ") + what + " is not a socket";
             return false;
@@ -63,7 +63,7 @@ bool check_moving_fds(std::span<const UniqueFd> fds, bool with_pipe, std::string
         return false;
     }
     if (with_pipe) {
-        struct stat st {};
+        struct stat st { };
         if (fstat(fds[2].get(), &st) != 0 || !S_ISFIFO(st.st_mode)) {
             *err = "the pipe is not a pipe";
             return false;

@@ -154,7 +154,8 @@ bool Supervisor::forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, 
     int fds[3];
     for (std::size_t i = 0; i < m.nfds; i++)
         fds[i] = m.fds[i].get();
-    const Encoded e { Msg::moving, std::string(reinterpret_cast<const char*>(m.payload), m.payload_len) };
+    const Encoded e { Msg::moving,
+        std::string(reinterpret_cast<const char*>(m.payload), m.payload_len) };
     if (to && to->channel->send_moving(e, { fds, m.nfds }) == 0) {
         w.moved_out++;
         to->moved_in++;
@@ -266,9 +267,9 @@ void Supervisor::drain(WorkerSlot& w)
 // channel has room (on_room).
 void Supervisor::send_drain(WorkerSlot& w)
 {
-    const int err
-        = w.channel->send(encode(DrainMsg { static_cast<std::uint32_t>(settings_.grace_s),
-            settings_.move_connections && !stopping_ }));
+    const DrainMsg m { static_cast<std::uint32_t>(settings_.grace_s),
+        settings_.move_connections && !stopping_ };
+    const int err = w.channel->send(encode(m));
     if (err == EAGAIN) {
         w.waiting_for_room = true;
         w.channel->wait_for_room();

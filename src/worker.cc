@@ -156,8 +156,10 @@ namespace {
                 if (m.type == Msg::moving && m.fds_truncated && m.payload_len >= 4) {
                     std::uint32_t id;
                     std::memcpy(&id, m.payload, sizeof id);
-                    logf(LogLevel::err, "worker: a moved connection's descriptors lost (out "
-                                        "of them?), connection %u closed", id);
+                    logf(LogLevel::err,
+                        "worker: a moved connection's descriptors lost (out of them?), "
+                        "connection %u closed",
+                        id);
                     closed_.push_back(id);
                     schedule_flush();
                     continue;

@@ -478,16 +478,23 @@ bool hand_over_moving(Rig& r, WorkerSlot& w, std::uint32_t id, std::initializer_
         rec.fds[rec.nfds++].reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
     return r.s.on_message(w, rec);
 }
+
+// The rig's one worker holding `n` connections, those in `routed` past their hello.
+WorkerSlot& holding(Rig& r, std::size_t n, std::initializer_list<std::uint32_t> routed)
+{
+    r.all_ready();
+    WorkerSlot& w = *r.workers[0];
+    auto batch = connections(n);
+    REQUIRE(r.d.hand_over(batch));
+    REQUIRE(r.say(w, encode(with_ids<HelloDoneMsg>(routed))));
+    return w;
+}
 } // namespace
 
 TEST_CASE("a draining worker's established connection moves to the new generation")
 {
     Rig r(1);
-    r.all_ready();
-    WorkerSlot& old = *r.workers[0];
-    auto batch = connections(3);
-    REQUIRE(r.d.hand_over(batch));
-    REQUIRE(r.say(old, encode(with_ids<HelloDoneMsg>({ 1, 2 }))));
+    WorkerSlot& old = holding(r, 3, { 1, 2 });
     r.s.rollover();
     r.all_ready();
     REQUIRE(old.draining);
@@ -510,11 +517,7 @@ TEST_CASE("a draining worker's established connection moves to the new generatio
 TEST_CASE("a moving message with a foreign descriptor or id is a violation, nothing forwarded")
 {
     Rig r(1);
-    r.all_ready();
-    WorkerSlot& old = *r.workers[0];
-    auto batch = connections(2);
-    REQUIRE(r.d.hand_over(batch));
-    REQUIRE(r.say(old, encode(with_ids<HelloDoneMsg>({ 1 }))));
+    WorkerSlot& old = holding(r, 2, { 1 });
     MoveFds f;
     SECTION("not draining")
     {
@@ -539,7 +542,8 @@ TEST_CASE("a moving message with a foreign descriptor or id is a violation, noth
     }
     SECTION("a socket where the pipe belongs")
     {
-        CHECK_FALSE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get(), f.unix_b.get() }, 5));
+        const auto fds = { f.tcp.get(), f.unix_a.get(), f.unix_b.get() };
+        CHECK_FALSE(hand_over_moving(r, old, 1, fds, 5));
     }
     SECTION("an id it does not hold, or one still in its hello")
     {
@@ -557,11 +561,7 @@ TEST_CASE("a moving message with a foreign descriptor or id is a violation, noth
 TEST_CASE("a connection no new worker has room for goes back to its old worker")
 {
     Rig r(1);
-    r.all_ready();
-    WorkerSlot& old = *r.workers[0];
-    auto batch = connections(1);
-    REQUIRE(r.d.hand_over(batch));
-    REQUIRE(r.say(old, encode(with_ids<HelloDoneMsg>({ 1 }))));
+    WorkerSlot& old = holding(r, 1, { 1 });
     r.s.rollover();
     r.all_ready();
     WorkerSlot& fresh = *r.of_generation(2).at(0);
