@@ -447,8 +447,12 @@ void Supervisor::worker_exited(const WorkerSlot& w, int status)
     // Connections a worker still held when it ended are lost whatever the reason (a crash,
     // a kill at the end of the grace): always said at err, with the count.
     const LogLevel lost_level = w.inflight ? LogLevel::err : level;
-    logf(lost_level, "worker %d (generation %u) %s%s", static_cast<int>(w.pid), w.generation,
-        describe_status(status).c_str(),
+    std::string moved; // a rollover's hand-over: how many went on, how many had no room
+    if (w.moved_out > 0 || w.moves_refused > 0)
+        moved = ", " + std::to_string(w.moved_out) + " connection(s) moved to newer workers, "
+            + std::to_string(w.moves_refused) + " kept for want of room";
+    logf(lost_level, "worker %d (generation %u) %s%s%s", static_cast<int>(w.pid), w.generation,
+        describe_status(status).c_str(), moved.c_str(),
         w.inflight ? (", " + std::to_string(w.inflight) + " of its connections lost").c_str()
                    : "");
     report_suppressed(const_cast<WorkerSlot&>(w));

@@ -573,4 +573,9 @@ TEST_CASE("a connection no new worker has room for goes back to its old worker")
     CHECK(static_cast<FakeChannel&>(*fresh.channel).moving_fds.empty());
     CHECK(old.held.contains(1));
     CHECK(old.moves_refused == 1);
+    LogCapture log;
+    r.s.child_exited(old.pid, killed_9);
+    CHECK(log.has(LogLevel::err,
+        "0 connection(s) moved to newer workers, 1 kept for want of room, "
+        "1 of its connections lost"));
 }
