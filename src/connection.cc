@@ -343,6 +343,74 @@ void Connection::connect_backend(const Route& route)
     relay_->start(first, header);
 }
 
+bool Connection::export_moving(Encoded* out, RelayState* state)
+{
+    if (!established())
+        return false;
+    const std::size_t strings
+        = sni_.size() + route_.size() + via_.size() + alpn_.size() + ja4_.size();
+    if (relay_->pending_bytes() + strings > moving_room)
+        return false;
+    *state = relay_->export_state();
+    MovingMsg m;
+    m.id = id_;
+    m.accepted_ns = accepted_ns_;
+    m.routed_ns = routed_ns_;
+    m.peer = peer_;
+    m.source = source_;
+    m.sni = sni_;
+    m.route = route_;
+    m.via = via_;
+    m.alpn = alpn_;
+    m.ja4 = ja4_;
+    for (auto [from, to] : { std::pair { &state->up, &m.up }, { &state->down, &m.down } })
+        *to = { from->bytes, from->eof, from->shut, from->splicing,
+            static_cast<std::uint32_t>(from->in_pipe), from->pending };
+    m.moved = static_cast<std::uint8_t>(std::min(moved_ + 1, 255u));
+    std::string err;
+    if (!encode_moving(m, out, &err)) {
+        logf(LogLevel::err, "connection %u not moved: %s", id_, err.c_str());
+        resume(std::move(*state));
+        return false;
+    }
+    return true;
+}
+
+void Connection::resume(RelayState state)
+{
+    relay_ = Relay::import_state(base_, std::move(state), on_relay_done, this);
+    relay_->set_idle_timeout(settings_.idle_timeout_s);
+}
+
+std::unique_ptr<Connection> Connection::adopt(event_base* base, const ConnectionSettings& settings,
+    const MovingMsg& m, DoneFn done, void* owner)
+{
+    ConnectionInfo info;
+    info.accepted_ns = m.accepted_ns;
+    info.id = m.id;
+    info.peer = m.peer;
+    auto c = std::make_unique<Connection>(base, settings, UniqueFd {}, info, done, owner);
+    c->client_.reset();
+    c->source_ = m.source;
+    c->routed_ns_ = m.routed_ns;
+    c->sni_ = m.sni;
+    c->route_ = m.route;
+    c->via_ = m.via;
+    c->alpn_ = m.alpn;
+    c->ja4_ = m.ja4;
+    c->moved_ = m.moved;
+    RelayState state;
+    state.client = std::move(m.fds[0]);
+    state.backend = std::move(m.fds[1]);
+    if (m.up.in_pipe > 0)
+        state.pipe = std::move(m.fds[2]);
+    for (auto [from, to] : { std::pair { &m.up, &state.up }, { &m.down, &state.down } })
+        *to = { from->bytes, from->eof, from->shut, from->splicing, from->in_pipe,
+            std::string(from->pending) };
+    c->resume(std::move(state));
+    return c;
+}
+
 void Connection::on_relay_done(void* owner, const char* result, int err)
 {
     static_cast<Connection*>(owner)->finish(result, {}, err);
@@ -406,6 +474,7 @@ void Connection::finish(const char* result, std::string reason, int err, Alert a
     r.via = std::move(via_);
     r.alpn = std::move(alpn_);
     r.ja4 = std::move(ja4_);
+    r.moved = moved_;
     if (log_refusal(refused_by_verdict_))
         log_line(LogLevel::info,
             format_access_line(r, settings_.settings.log_format == LogFormat::json));

@@ -60,6 +60,19 @@ public:
     // The parent's answer to report_source: go on, or close with the verdict as the result.
     void on_verdict(Verdict verdict);
 
+    // Relaying (past the hello, not ending): it may move to a worker of a newer generation.
+    bool established() const { return relay_ && !finished_; }
+    // Stops relaying and fills *out with the connection's moving message and *state with its
+    // sockets, pipe and pending bytes (the message is encoded, so it needs nothing of this
+    // object afterwards). False, with nothing changed, when its state does not fit in one
+    // message: it stays here. After a send that failed, resume(*state) carries on.
+    bool export_moving(Encoded* out, RelayState* state);
+    void resume(RelayState state);
+    // A connection moved here from another worker (the message's descriptors taken); it
+    // carries on relaying, and its log line counts from its first accept.
+    static std::unique_ptr<Connection> adopt(event_base* base, const ConnectionSettings& settings,
+        const MovingMsg& m, DoneFn done, void* owner);
+
 private:
     static void on_hello_read(bufferevent* bev, void* arg);
     static void on_hello_event(bufferevent* bev, short what, void* arg);
@@ -119,6 +132,7 @@ private:
     std::string ja4_;
     bool finished_ = false;
     std::uint32_t id_ = 0;
+    unsigned moved_ = 0; // how often it moved to a newer generation
 };
 
 } // namespace sniproxy

@@ -196,6 +196,23 @@ bool Dispatcher::on_source(WorkerSlot& w, const SourceMsg& m, Verdict* verdict, 
     return true;
 }
 
+bool Dispatcher::transfer(WorkerSlot& from, WorkerSlot& to, std::uint32_t id, std::string* err)
+{
+    const auto it = from.held.find(id);
+    if (it == from.held.end() || it->second.in_hello) {
+        *err = "handed over connection " + std::to_string(id) + ", "
+            + (it == from.held.end() ? "which it does not hold" : "still in its hello phase");
+        return false;
+    }
+    if (&from == &to)
+        return true;
+    to.held.emplace(id, it->second);
+    from.held.erase(it);
+    from.inflight--;
+    to.inflight++;
+    return true;
+}
+
 void Dispatcher::worker_gone(const WorkerSlot& w)
 {
     for (const auto& [id, c] : w.held)

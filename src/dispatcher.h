@@ -44,6 +44,10 @@ public:
     // The worker read the real source of a connection in its hello phase (PROXY header): it
     // is counted under that source from now on; *verdict is the answer to send.
     bool on_source(WorkerSlot& w, const SourceMsg& m, Verdict* verdict, std::string* err);
+    // An established connection `from` holds moves to `to` (rollover): its record goes along,
+    // counted for its source as before. False when `from` does not hold it or it is in its
+    // hello phase.
+    bool transfer(WorkerSlot& from, WorkerSlot& to, std::uint32_t id, std::string* err);
     // The worker is gone: each connection it held is released.
     void worker_gone(const WorkerSlot& w);
     // Counting per source (nullptr: nothing counted, as in tests of the hand-over alone).

@@ -59,7 +59,8 @@ Parent::Parent(const Options& options, Settings settings, Invocation invocation,
     , listeners_(std::move(listeners))
     , dispatcher_(workers_, max_per_worker, clock_)
     , supervisor_(workers_, dispatcher_, *this, clock_,
-          { worker_count_, options.grace, invocation_.upgrade_from })
+          { worker_count_, options.grace, invocation_.upgrade_from,
+              settings_.move_connections })
 {
     event_config* cfg = event_config_new();
     event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
@@ -234,6 +235,7 @@ void Parent::reload_settings()
     }
     settings_ = std::move(fresh);
     gate_.configure(settings_);
+    supervisor_.set_move_connections(settings_.move_connections);
     logf(LogLevel::notice, "SIGHUP: settings re-read from %s", options_.settings_file.c_str());
 }
 

@@ -30,6 +30,10 @@ public:
         return sniproxy::send_connections(fd_.get(), fds, infos);
     }
     int send(const Encoded& m) override { return sniproxy::send(fd_.get(), m); }
+    int send_moving(const Encoded& m, std::span<const int> fds) override
+    {
+        return sniproxy::send_moving(fd_.get(), m, fds);
+    }
     void wait_for_room() override { event_add(write_event_.get(), nullptr); }
     int fd() const { return fd_.get(); }
     void stop_reading() { event_del(read_event_.get()); }

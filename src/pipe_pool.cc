@@ -35,7 +35,7 @@ Pipe acquire()
 
 void release(Pipe pipe, bool empty)
 {
-    if (!pipe)
+    if (!pipe.read_end && !pipe.write_end) // (a moved connection took the read end along)
         return;
     if (empty) {
         free_pipes().push_back(std::move(pipe));

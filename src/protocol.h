@@ -31,6 +31,7 @@ enum class Msg : std::uint8_t {
     source = 'S', // worker -> parent: SourceMsg
     shed = 'K', // parent -> worker: ShedMsg
     verdict = 'V', // parent -> worker: VerdictMsg
+    moving = 'M', // worker -> parent and parent -> worker: MovingMsg
 };
 
 // What the parent knows of a connection it hands over: when accept() returned (the hello
@@ -57,9 +58,11 @@ struct ConnectionsMsg {
     ConnectionInfo infos[max_handover];
     UniqueFd* fds = nullptr; // decoded: the Received's descriptors, `count` of them
 };
-// parent -> worker: take no more, finish within the grace, exit.
+// parent -> worker: take no more, finish within the grace, exit. `move` (a rollover with
+// move-connections on): first hand the established connections over (MovingMsg).
 struct DrainMsg {
     std::uint32_t grace_s = 0;
+    bool move = false;
 };
 // worker -> parent: sandboxed and serving.
 struct ReadyMsg { };
@@ -95,8 +98,40 @@ struct VerdictMsg {
     Verdict verdict = Verdict::ok;
 };
 
-using FromParent = std::variant<ConnectionsMsg, DrainMsg, ShedMsg, VerdictMsg>;
-using FromWorker = std::variant<ReadyMsg, LogMsg, ClosedMsg, HelloDoneMsg, SourceMsg>;
+// One direction of an established connection as it moves (relay.h's RelayState carries the
+// same): bytes relayed so far, whether `from` has ended and `to` was shut down, whether it
+// splices, how many bytes wait in its pipe (the client's direction only) and the bytes read
+// but not yet written (in the message itself).
+struct MovingDirection {
+    std::uint64_t bytes = 0;
+    bool eof = false;
+    bool shut = false;
+    bool splicing = false;
+    std::uint32_t in_pipe = 0;
+    std::string_view pending; // decoded: points into the Received
+};
+// worker -> parent (a draining worker hands over one established connection) and, after the
+// parent's checks, parent -> worker (a new-generation worker takes it over). Descriptors: the
+// client's TCP socket, the backend's Unix socket, then the pipe's read end when up.in_pipe > 0.
+struct MovingMsg {
+    std::uint32_t id = 0;
+    std::int64_t accepted_ns = 0; // the log line's duration counts from here
+    std::int64_t routed_ns = 0; // for the hello-duration metric (0: unknown)
+    sockaddr_storage peer {}; // the TCP peer (the client, or a proxy-from balancer)
+    sockaddr_storage source {}; // the client as logged (peer, or the PROXY header's source)
+    std::string_view sni, route, via, alpn, ja4; // the log line's fields
+    std::uint8_t moved = 1; // how often it has moved (the log's moved=), this time included
+    MovingDirection up, down;
+    UniqueFd* fds = nullptr; // decoded: the Received's descriptors, fd_count() of them
+    std::size_t fd_count() const { return up.in_pipe > 0 ? 3 : 2; }
+};
+// The fixed part of a moving message; what is left of max_message holds the strings and the
+// pending bytes of both directions: a connection holding more stays where it is.
+constexpr std::size_t moving_header = 108;
+constexpr std::size_t moving_room = max_message - 1 - moving_header;
+
+using FromParent = std::variant<ConnectionsMsg, DrainMsg, ShedMsg, VerdictMsg, MovingMsg>;
+using FromWorker = std::variant<ReadyMsg, LogMsg, ClosedMsg, HelloDoneMsg, SourceMsg, MovingMsg>;
 
 // One message ready for the channel: its type byte and payload.
 struct Encoded {
@@ -121,6 +156,10 @@ std::size_t take_ids(std::span<const std::uint32_t> ids, IdList* out);
 // The records of a connection message for infos.size() descriptors (1..max_handover).
 bool encode_connections(std::span<const ConnectionInfo> infos, Encoded* out, std::string* err);
 
+// False (and why) when the strings and pending bytes do not fit in one message or the state
+// is not one a relay can be in (see decode).
+bool encode_moving(const MovingMsg& m, Encoded* out, std::string* err);
+
 // Decodes what a worker sent / what the parent sent. False (with the reason) for an unknown
 // type, a wrong size, a value out of range, or descriptors where none belong or not exactly
 // as many as announced. Descriptors of a refused message close with `m`.
@@ -135,5 +174,7 @@ std::size_t connections_in(const Received& m, IdList* ids = nullptr);
 // callers branch on which. fds and infos have the same length, 1 to max_handover.
 int send_connections(int channel, std::span<const int> fds, std::span<const ConnectionInfo> infos);
 int send(int channel, const Encoded& m);
+// A moving message with its descriptors (client, backend[, pipe]).
+int send_moving(int channel, const Encoded& m, std::span<const int> fds);
 
 } // namespace sniproxy

@@ -77,7 +77,66 @@ Relay::Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, v
 Relay::~Relay()
 {
     for (Direction* d : { &up_, &down_ })
-        pipe_pool::release(std::move(d->pipe), d->in_pipe == 0);
+        return_pipe(*d, true);
+}
+
+RelayState Relay::export_state()
+{
+    RelayState s;
+    idle_timer_.reset();
+    for (Direction* d : { &up_, &down_ }) {
+        event_del(d->readable.get());
+        event_del(d->writable.get());
+        RelayState::Direction& out = d->is_up ? s.up : s.down;
+        out.bytes = d->bytes;
+        out.eof = d->eof;
+        out.shut = d->shut;
+        out.splicing = d->splicing;
+        out.in_pipe = d->in_pipe;
+        if (d->pending_len > d->pending_off)
+            out.pending.assign(reinterpret_cast<const char*>(d->pending.get()) + d->pending_off,
+                d->pending_len - d->pending_off);
+        d->pending.reset();
+        d->pending_len = d->pending_off = 0;
+        if (d->in_pipe > 0 && d->is_up) {
+            s.pipe = std::move(d->pipe.read_end);
+            pipe_pool::release(std::move(d->pipe), false); // its write end closes here
+        }
+        d->in_pipe = 0;
+        return_pipe(*d);
+    }
+    s.client = std::move(client_);
+    s.backend = std::move(backend_);
+    return s;
+}
+
+std::unique_ptr<Relay> Relay::import_state(
+    event_base* base, RelayState state, DoneFn done, void* owner)
+{
+    auto r = std::make_unique<Relay>(
+        base, std::move(state.client), std::move(state.backend), done, owner);
+    for (Direction* d : { &r->up_, &r->down_ }) {
+        RelayState::Direction& in = d->is_up ? state.up : state.down;
+        d->bytes = in.bytes;
+        d->eof = in.eof;
+        d->shut = in.shut;
+        d->splicing = in.splicing;
+        if (!in.pending.empty()) {
+            d->pending_len = in.pending.size();
+            d->pending = std::make_unique_for_overwrite<std::uint8_t[]>(d->pending_len);
+            std::memcpy(d->pending.get(), in.pending.data(), d->pending_len);
+        }
+        if (d->is_up && in.in_pipe > 0 && state.pipe) {
+            // Only its read end travelled: drained, it is closed, and the pool gives the next.
+            d->pipe.read_end = std::move(state.pipe);
+            d->in_pipe = in.in_pipe;
+        }
+        if (d->pending_len > 0 || d->in_pipe > 0)
+            event_add(d->writable.get(), nullptr);
+        else if (!d->eof)
+            event_add(d->readable.get(), nullptr);
+    }
+    return r;
 }
 
 // The monotonic clock (vDSO, no system call): a wall-clock step must neither close busy
@@ -168,11 +227,17 @@ ssize_t Relay::take(Direction& d)
 }
 
 // Called on every way out of pump() and flush() that leaves the relay alive: an empty pipe
-// goes back to the pool, so an idle connection holds none.
-void Relay::return_pipe(Direction& d)
+// goes back to the pool, so an idle connection holds none. A pipe that came with a moved
+// connection (its read end only) is not the pool's: it is closed. `closing`: the relay ends,
+// a pipe still holding bytes is closed too.
+void Relay::return_pipe(Direction& d, bool closing)
 {
-    if (d.pipe && d.in_pipe == 0)
-        pipe_pool::release(std::move(d.pipe), true);
+    if (!d.pipe || (d.in_pipe > 0 && !closing))
+        return;
+    if (!d.pipe.write_end)
+        d.pipe = {};
+    else
+        pipe_pool::release(std::move(d.pipe), d.in_pipe == 0);
 }
 
 void Relay::pump(Direction& d)

@@ -18,6 +18,24 @@
 
 namespace sniproxy {
 
+// An established connection between two workers (the hand-over of a rollover): everything a
+// relay needs to carry on as if it had relayed the connection from the start.
+struct RelayState {
+    struct Direction {
+        std::uint64_t bytes = 0;
+        bool eof = false; // `from` has ended
+        bool shut = false; // `to` was shut down for writing
+        bool splicing = false;
+        std::size_t in_pipe = 0; // bytes waiting in `pipe` (the client's direction only)
+        std::string pending; // read, not yet written
+    };
+    UniqueFd client;
+    UniqueFd backend;
+    UniqueFd pipe; // the read end of the client direction's pipe, when in_pipe > 0
+    Direction up;
+    Direction down;
+};
+
 class Relay {
 public:
     // Called once when both directions have ended (result "ok") or one side failed. The owner
@@ -37,6 +55,18 @@ public:
     // idle-timeout: end with result "idle-timeout" after `seconds` without a byte read either
     // way (0: never). Call before start().
     void set_idle_timeout(unsigned seconds);
+
+    // Bytes read but not yet written, in memory (a pipe's are not counted): what a hand-over
+    // must carry in its message.
+    std::size_t pending_bytes() const { return up_.pending_len + down_.pending_len; }
+    // Stops every event of the relay and gives up its sockets and pipe, closing nothing: the
+    // relay is inert afterwards and only to be destroyed.
+    RelayState export_state();
+    // A relay that carries on from `state` (export_state's, possibly in another process):
+    // bytes kept are written first, then reading resumes where it was allowed. Never calls
+    // `done` before returning.
+    static std::unique_ptr<Relay> import_state(
+        event_base* base, RelayState state, DoneFn done, void* owner);
 
     std::uint64_t up() const { return up_.bytes; } // client -> backend
     std::uint64_t down() const { return down_.bytes; } // backend -> client
@@ -69,7 +99,7 @@ private:
     void flush(Direction& d);
     ssize_t take(Direction& d);
     bool drain_pipe(Direction& d);
-    static void return_pipe(Direction& d);
+    static void return_pipe(Direction& d, bool closing = false);
     bool write_or_keep(Direction& d, const std::uint8_t* data, std::size_t len);
     void end_of(Direction& d);
     void fail(Direction& d, bool reading, int err);

@@ -86,6 +86,16 @@ namespace {
         return true;
     }
 
+    bool parse_move(std::string_view v, Settings* s, std::string* err)
+    {
+        if (v != "yes" && v != "no") {
+            *err = "must be yes or no: " + std::string(v);
+            return false;
+        }
+        s->move_connections = v == "yes";
+        return true;
+    }
+
     // A setting is a list of CIDRs, a whole number from 0 to max, or parsed by its own function.
     struct Setting {
         const char* name;
@@ -110,7 +120,7 @@ namespace {
         }
     };
 
-    const std::array<Setting, 11> table { {
+    const std::array<Setting, 12> table { {
         { "allow", &Settings::allow },
         { "deny", &Settings::deny },
         { "source-max", nullptr, &Settings::source_max, max_setting_count },
@@ -128,6 +138,7 @@ namespace {
                 return parse_metrics(v, &s->metrics, e);
             } },
         { "log-format", nullptr, nullptr, 0, parse_log_format },
+        { "move-connections", nullptr, nullptr, 0, parse_move },
     } };
 
     // One source of settings (the file, or the -o items): where each scalar was first given.
@@ -232,6 +243,7 @@ std::vector<std::string> settings_items(const Settings& s)
     if (s.metrics)
         scalar("metrics", s.metrics->text);
     scalar("log-format", s.log_format == LogFormat::json ? "json" : "text");
+    scalar("move-connections", s.move_connections ? "yes" : "no");
     return items;
 }
 

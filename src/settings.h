@@ -38,6 +38,8 @@ struct Settings {
     CidrList proxy_from;
     std::optional<MetricsAddress> metrics;
     LogFormat log_format = LogFormat::text;
+    // On rollover, established connections move to the new generation (off: they drain).
+    bool move_connections = true;
 };
 
 // The largest value of source-max, source-hellos and either part of source-rate.

@@ -3,6 +3,8 @@
 // against what this worker may say now.
 #include "supervisor.h"
 
+#include "move_check.h"
+
 #include "log.h"
 
 #include <signal.h>
@@ -112,12 +114,61 @@ bool Supervisor::on_message(WorkerSlot& w, Received& m)
             return false;
         }
         send_verdict(w, answer);
+    } else if (const auto* moving = std::get_if<MovingMsg>(&msg)) {
+        if (!forward_moving(w, m, *moving, &err)) {
+            violation(w, err);
+            return false;
+        }
     } else if (w.ready) {
         violation(w, "ready twice");
         return false;
     } else {
         w.ready = true;
         check_generation_ready();
+    }
+    return true;
+}
+
+// A draining worker hands over an established connection: after the checks it goes to the
+// least-loaded worker that takes connections, or, when none has room, back to the worker it
+// came from (which carries on with it as before). The descriptors are only passed on.
+bool Supervisor::forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err)
+{
+    const std::string what = "handed over connection " + std::to_string(c.id);
+    if (!check_moving_fds({ m.fds, m.nfds }, c.up.in_pipe > 0, err)) {
+        *err = what + " with bad descriptors: " + *err;
+        return false;
+    }
+    const auto held = w.held.find(c.id);
+    if (held == w.held.end() || held->second.in_hello) {
+        *err = what + (held == w.held.end() ? ", which it does not hold" : " in its hello phase");
+        return false;
+    }
+    if (!w.draining) {
+        *err = what + " while not draining";
+        return false;
+    }
+    WorkerSlot* to = dispatcher_.least_loaded();
+    if (!dispatcher_.transfer(w, to ? *to : w, c.id, err))
+        return false;
+    int fds[3];
+    for (std::size_t i = 0; i < m.nfds; i++)
+        fds[i] = m.fds[i].get();
+    const Encoded e { Msg::moving,
+        std::string(reinterpret_cast<const char*>(m.payload), m.payload_len) };
+    if (to && to->channel->send_moving(e, { fds, m.nfds }) == 0) {
+        w.moved_out++;
+        to->moved_in++;
+        return true;
+    }
+    if (to) // its channel is full: back where it came from
+        dispatcher_.transfer(*to, w, c.id, err);
+    w.moves_refused++;
+    if (w.channel->send_moving(e, { fds, m.nfds }) != 0) {
+        logf(LogLevel::err, "worker %d: connection %u could not be moved or given back; lost",
+            static_cast<int>(w.pid), c.id);
+        const std::uint32_t id = c.id;
+        return dispatcher_.on_closed(w, { &id, 1 }, err);
     }
     return true;
 }
@@ -217,8 +268,9 @@ void Supervisor::drain(WorkerSlot& w)
 // channel has room (on_room).
 void Supervisor::send_drain(WorkerSlot& w)
 {
-    const int err
-        = w.channel->send(encode(DrainMsg { static_cast<std::uint32_t>(settings_.grace_s) }));
+    const DrainMsg m { static_cast<std::uint32_t>(settings_.grace_s),
+        settings_.move_connections && !stopping_ };
+    const int err = w.channel->send(encode(m));
     if (err == EAGAIN) {
         w.waiting_for_room = true;
         w.channel->wait_for_room();
@@ -396,9 +448,14 @@ void Supervisor::worker_exited(const WorkerSlot& w, int status)
     // Connections a worker still held when it ended are lost whatever the reason (a crash,
     // a kill at the end of the grace): always said at err, with the count.
     const LogLevel lost_level = w.inflight ? LogLevel::err : level;
-    logf(lost_level, "worker %d (generation %u) %s%s", static_cast<int>(w.pid), w.generation,
-        describe_status(status).c_str(),
-        w.inflight ? (", " + std::to_string(w.inflight) + " of its connections lost").c_str() : "");
+    std::string moved; // a rollover's hand-over: how many went on, how many had no room
+    if (w.moved_out > 0 || w.moves_refused > 0)
+        moved = ", " + std::to_string(w.moved_out) + " connection(s) moved to newer workers, "
+            + std::to_string(w.moves_refused) + " kept for want of room";
+    logf(lost_level, "worker %d (generation %u) %s%s%s", static_cast<int>(w.pid), w.generation,
+        describe_status(status).c_str(), moved.c_str(),
+        w.inflight ? (", " + std::to_string(w.inflight) + " of its connections lost").c_str()
+                   : "");
     report_suppressed(const_cast<WorkerSlot&>(w));
     if (stopping_) {
         if (workers_.empty())

@@ -21,6 +21,7 @@ public:
         int worker_count = 1;
         int grace_s = 10;
         pid_t upgrade_from = 0; // we are the new binary of an upgrade: the old parent's pid
+        bool move_connections = true; // a rollover's old workers hand theirs over
     };
     Supervisor(WorkerList& workers, Dispatcher& dispatcher, Spawner& spawner, Clock& clock,
         Settings settings);
@@ -35,6 +36,7 @@ public:
     void rollover(); // SIGHUP
     void stop(bool immediately); // SIGTERM, SIGINT; a second one: immediately
     void upgrade(); // SIGUSR2
+    void set_move_connections(bool on) { settings_.move_connections = on; }
     // A child was reaped (a worker, the upgrade's new binary, or someone else's).
     void child_exited(pid_t pid, int status);
     // The time is `clock.now_ns()`: respawns that are due start, hung drainers are killed.
@@ -62,6 +64,7 @@ private:
     void drain(WorkerSlot& w);
     void send_drain(WorkerSlot& w);
     void send_verdict(WorkerSlot& w, const VerdictMsg& m);
+    bool forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err);
     void worker_exited(const WorkerSlot& w, int status);
 
     WorkerList& workers_;

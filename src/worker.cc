@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace sniproxy {
 
@@ -53,6 +54,7 @@ namespace {
         static void on_channel(evutil_socket_t, short what, void* arg);
         static void on_flush(evutil_socket_t, short, void* arg);
         static void on_grace(evutil_socket_t, short, void* arg);
+        static void on_move(evutil_socket_t, short, void* arg);
         static void on_connection_done(void* owner, Connection* c);
         static void on_hello_done(void* owner, Connection* c);
         static void on_report_source(void* owner, Connection* c, const sockaddr_storage& source);
@@ -67,9 +69,13 @@ namespace {
         void flush_at_exit();
         void start_connections(const ConnectionsMsg& m);
         void lost_connections(const Received& m);
-        void start_drain(std::uint32_t grace_s);
+        void start_drain(const DrainMsg& m);
+        void exit_when_empty();
+        static void on_settled(evutil_socket_t, short, void* arg);
         void shed(const ShedMsg& m);
         void verdict(const VerdictMsg& m);
+        void move_established();
+        void adopt(const MovingMsg& m);
         void violation(const std::string& why);
 
         const Options& options_;
@@ -79,6 +85,9 @@ namespace {
         EventPtr flush_event_; // the channel is writable again
         EventPtr flush_timer_; // the batch has waited long enough
         EventPtr grace_event_;
+        EventPtr move_timer_; // the next batch of established connections to hand over
+        EventPtr settle_timer_; // exit_when_empty
+        bool moved_any_ = false;
         ConnectionSettings settings_;
         MetricsSlot& metrics_;
         RefusalLog refusals_; // refusals decided by the parent's verdict on a PROXY source
@@ -88,6 +97,8 @@ namespace {
         // Reports not yet queued; hello done always leaves before closed, so the parent never
         // hears of a hello of a connection it has already released.
         std::vector<std::uint32_t> hello_done_, closed_;
+        // Given back by the parent (no newer worker had room): they stay here.
+        std::unordered_set<std::uint32_t> stay_;
         std::size_t dropped_logs_ = 0;
         bool draining_ = false;
         bool violated_ = false; // the parent broke the protocol: exit with status 1
@@ -104,6 +115,8 @@ namespace {
         flush_event_.reset(event_new(base_.get(), channel_, EV_WRITE, on_flush, this));
         flush_timer_.reset(evtimer_new(base_.get(), on_flush, this));
         grace_event_.reset(evtimer_new(base_.get(), on_grace, this));
+        move_timer_.reset(evtimer_new(base_.get(), on_move, this));
+        settle_timer_.reset(evtimer_new(base_.get(), on_settled, this));
         event_add(channel_event_.get(), nullptr);
         if (send(channel_, encode(ReadyMsg {})) != 0)
             return 1;
@@ -142,6 +155,17 @@ namespace {
                     lost_connections(m);
                     continue;
                 }
+                if (m.type == Msg::moving && m.fds_truncated && m.payload_len >= 4) {
+                    std::uint32_t id;
+                    std::memcpy(&id, m.payload, sizeof id);
+                    logf(LogLevel::err,
+                        "worker: a moved connection's descriptors lost (out of them?), "
+                        "connection %u closed",
+                        id);
+                    closed_.push_back(id);
+                    schedule_flush();
+                    continue;
+                }
                 return violation("a message that does not fit");
             case Recv::message:
                 break;
@@ -158,12 +182,16 @@ namespace {
                 verdict(*v);
                 continue;
             }
+            if (const auto* mv = std::get_if<MovingMsg>(&msg)) {
+                adopt(*mv); // also after drain: one given back
+                continue;
+            }
             if (draining_) // after drain the parent sends no connection and no drain
                 return violation("a message after drain");
             if (const auto* c = std::get_if<ConnectionsMsg>(&msg))
                 start_connections(*c);
             else
-                start_drain(std::get<DrainMsg>(msg).grace_s);
+                start_drain(std::get<DrainMsg>(msg));
         }
     }
 
@@ -219,15 +247,109 @@ namespace {
         }
     }
 
-    void Worker::start_drain(std::uint32_t grace_s)
+    void Worker::start_drain(const DrainMsg& m)
     {
         draining_ = true;
         if (connections_.empty()) {
             event_base_loopbreak(base_.get());
             return;
         }
-        const timeval grace { static_cast<time_t>(grace_s), 0 };
+        const timeval grace { static_cast<time_t>(m.grace_s), 0 };
         evtimer_add(grace_event_.get(), &grace);
+        if (m.move)
+            move_established();
+    }
+
+    // Draining and nothing left. After a hand-over the parent may still give one back (no
+    // newer worker had room): it has the time of this settling delay to arrive.
+    void Worker::exit_when_empty()
+    {
+        if (!draining_ || !connections_.empty())
+            return;
+        if (!moved_any_) {
+            event_base_loopexit(base_.get(), nullptr);
+            return;
+        }
+        constexpr timeval settle { 0, 200000 };
+        evtimer_add(settle_timer_.get(), &settle);
+    }
+
+    void Worker::on_settled(evutil_socket_t, short, void* arg)
+    {
+        auto* self = static_cast<Worker*>(arg);
+        if (self->connections_.empty())
+            event_base_loopexit(self->base_.get(), nullptr);
+    }
+
+    void Worker::on_move(evutil_socket_t, short, void* arg)
+    {
+        static_cast<Worker*>(arg)->move_established();
+    }
+
+    // Draining: established connections go to the parent, a batch per loop turn, behind the
+    // reports already queued (the parent must have heard each one's hello done). One whose
+    // state does not fit a message yet, or that the channel has no room for, is tried again
+    // on the next turn; hello-phase ones finish here (or move once routed).
+    void Worker::move_established()
+    {
+        constexpr std::size_t batch = 64;
+        flush_queue();
+        std::vector<Connection*> ready;
+        bool waiting = false;
+        for (const auto& [raw, c] : connections_) {
+            if (c->established() && !stay_.contains(c->id()))
+                ready.push_back(raw);
+            else if (c->in_hello())
+                waiting = true; // may be moved once routed
+        }
+        std::size_t moved = 0;
+        bool full = !queue_.empty();
+        for (Connection* c : ready) {
+            if (full || moved == batch) {
+                waiting = true;
+                break;
+            }
+            Encoded e;
+            RelayState state;
+            if (!c->export_moving(&e, &state)) {
+                waiting = true; // too much pending right now
+                continue;
+            }
+            int fds[3] = { state.client.get(), state.backend.get(), state.pipe.get() };
+            const int err = send_moving(channel_, e, { fds, state.pipe ? 3u : 2u });
+            if (err != 0) {
+                c->resume(std::move(state));
+                full = waiting = true;
+                continue;
+            }
+            moved++;
+            by_id_.erase(c->id());
+            connections_.erase(c); // its descriptors close here: the new worker holds them
+            metrics_.active(-1);
+        }
+        if (moved > 0) {
+            moved_any_ = true;
+            logf(LogLevel::debug, "worker: %zu established connection(s) handed over", moved);
+        }
+        if (connections_.empty())
+            return exit_when_empty();
+        if (waiting) {
+            const timeval later { 0, full || moved == 0 ? 10000 : 0 };
+            evtimer_add(move_timer_.get(), &later);
+        }
+    }
+
+    void Worker::adopt(const MovingMsg& m)
+    {
+        if (by_id_.contains(m.id))
+            return violation("a moved connection this worker already holds");
+        auto c = Connection::adopt(base_.get(), settings_, m, on_connection_done, this);
+        Connection* raw = c.get();
+        connections_.emplace(raw, std::move(c));
+        by_id_[raw->id()] = raw;
+        metrics_.active(+1);
+        if (draining_)
+            stay_.insert(m.id);
     }
 
     // The grace is over: close what is still open, each with its log line.
@@ -245,11 +367,11 @@ namespace {
         auto* self = static_cast<Worker*>(owner);
         self->closed_.push_back(c->id());
         self->by_id_.erase(c->id());
+        self->stay_.erase(c->id());
         self->connections_.erase(c);
         self->metrics_.active(-1);
         self->schedule_flush(); // the report leaves in the next batch
-        if (self->draining_ && self->connections_.empty())
-            event_base_loopexit(self->base_.get(), nullptr);
+        self->exit_when_empty();
     }
 
     void Worker::on_hello_done(void* owner, Connection* c)

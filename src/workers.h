@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,6 +27,12 @@ public:
     virtual int send_connections(std::span<const int> fds, std::span<const ConnectionInfo> infos)
         = 0;
     virtual int send(const Encoded& message) = 0;
+    // A moving message with its descriptors (client, backend[, pipe]).
+    virtual int send_moving(const Encoded& message, std::span<const int> fds)
+    {
+        (void)message, (void)fds;
+        return ENOTSUP;
+    }
     // Asks to be told (Parent -> Dispatcher::on_room) when the channel has room again.
     virtual void wait_for_room() = 0;
 };
@@ -63,6 +70,7 @@ struct WorkerSlot {
     std::int64_t log_window_ns = 0;
     std::uint32_t log_records = 0;
     std::uint64_t log_suppressed = 0;
+    std::size_t moved_in = 0, moved_out = 0, moves_refused = 0; // established connections
     int metrics_slot = -1; // its slot in the metrics region (-1: none)
     WorkerState metrics_state = WorkerState::starting; // as last written there
 };

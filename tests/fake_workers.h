@@ -50,6 +50,16 @@ struct FakeChannel final : WorkerChannel {
         messages.push_back(m);
         return 0;
     }
+    int send_moving(const Encoded& m, std::span<const int> fds) override
+    {
+        if (fail_with)
+            return fail_with;
+        sent.push_back(m.type);
+        messages.push_back(m);
+        moving_fds.push_back(fds.size());
+        return 0;
+    }
+    std::vector<std::size_t> moving_fds; // descriptors per moving message sent
     void wait_for_room() override { waits++; }
     std::size_t connections() const
     {

@@ -108,11 +108,12 @@ TEST_CASE("worker messages decode to what was encoded")
 
 TEST_CASE("parent messages decode to what was encoded")
 {
-    Received d = as_received(encode(DrainMsg { 17 }));
+    Received d = as_received(encode(DrainMsg { 17, true }));
     FromParent msg;
     std::string err;
     REQUIRE(decode_from_parent(d, &msg, &err));
     CHECK(std::get<DrainMsg>(msg).grace_s == 17);
+    CHECK(std::get<DrainMsg>(msg).move);
 
     ShedMsg shed;
     REQUIRE(parent_says(as_received(encode(with_ids<ShedMsg>({ 1, 2, 3 }))), &shed));
@@ -216,4 +217,115 @@ TEST_CASE("a parent's message is refused for a wrong size, descriptor or directi
         decode_from_worker(as_received(encode(with_ids<ShedMsg>({ 1 }))), &from_worker, &err));
     CHECK_FALSE(
         decode_from_worker(as_received(encode(VerdictMsg { 1, Verdict::ok })), &from_worker, &err));
+}
+
+namespace {
+MovingMsg sample_moving()
+{
+    MovingMsg m;
+    m.id = 77;
+    m.accepted_ns = 123456789;
+    m.routed_ns = 123999999;
+    m.peer = ipv6(9);
+    m.source = ipv6(10);
+    m.sni = "www.example.com";
+    m.route = "example.com";
+    m.ja4 = "t13d1516h2_8daaf6152771_e5627efa2ab1";
+    m.up = { 5000000, false, false, true, 4096, {} };
+    m.down = { 42, false, false, false, 0, "pending down" };
+    return m;
+}
+
+bool moving_refused(const MovingMsg& m, std::size_t nfds)
+{
+    Encoded e;
+    std::string err;
+    if (!encode_moving(m, &e, &err))
+        return true;
+    Received r = as_received(e, nfds);
+    FromWorker msg;
+    return !decode_from_worker(r, &msg, &err);
+}
+} // namespace
+
+TEST_CASE("a moving message carries a connection's whole state both ways")
+{
+    Encoded e;
+    std::string err;
+    REQUIRE(encode_moving(sample_moving(), &e, &err));
+    Received r = as_received(e, 3);
+    MovingMsg got;
+    REQUIRE(worker_says(r, &got));
+    CHECK(got.id == 77);
+    CHECK(got.accepted_ns == 123456789);
+    CHECK(got.routed_ns == 123999999);
+    const sockaddr_storage want = ipv6(10);
+    CHECK(std::memcmp(&got.source, &want, sizeof(sockaddr_in6)) == 0);
+    CHECK(got.sni == "www.example.com");
+    CHECK(got.route == "example.com");
+    CHECK(got.via.empty());
+    CHECK(got.ja4 == "t13d1516h2_8daaf6152771_e5627efa2ab1");
+    CHECK(got.up.bytes == 5000000);
+    CHECK(got.up.splicing);
+    CHECK(got.up.in_pipe == 4096);
+    CHECK(got.down.pending == "pending down");
+    CHECK(got.fd_count() == 3);
+    CHECK(got.fds == r.fds);
+
+    // The parent forwards the same bytes; the new worker decodes them alike.
+    Received again = as_received(e, 3);
+    FromParent msg;
+    REQUIRE(decode_from_parent(again, &msg, &err));
+    REQUIRE(std::holds_alternative<MovingMsg>(msg));
+    CHECK(std::get<MovingMsg>(msg).down.pending == "pending down");
+}
+
+TEST_CASE("a moving message is refused unless descriptors and state agree")
+{
+    CHECK_FALSE(moving_refused(sample_moving(), 3));
+    CHECK(moving_refused(sample_moving(), 2)); // the pipe missing
+    CHECK(moving_refused(sample_moving(), 4));
+    MovingMsg no_pipe = sample_moving();
+    no_pipe.up.in_pipe = 0;
+    CHECK_FALSE(moving_refused(no_pipe, 2));
+    CHECK(moving_refused(no_pipe, 3));
+
+    MovingMsg m = sample_moving();
+    m.up.shut = true; // shut before its end
+    CHECK(moving_refused(m, 3));
+    m = no_pipe;
+    m.up.eof = m.up.shut = m.down.eof = m.down.shut = true; // nothing left to relay
+    m.down.pending = {};
+    CHECK(moving_refused(m, 2));
+    m = no_pipe;
+    m.up.eof = true; // ended, nothing pending, yet not passed on
+    CHECK(moving_refused(m, 2));
+    m = sample_moving();
+    m.up.pending = "x"; // bytes in the pipe and in memory
+    CHECK(moving_refused(m, 3));
+    m = no_pipe;
+    m.down.splicing = true;
+    CHECK(moving_refused(m, 2));
+
+    // More state than one message holds: not encoded (the connection stays).
+    const std::string big(moving_room, 'b');
+    m = no_pipe;
+    m.down.pending = big;
+    Encoded e;
+    std::string err;
+    CHECK_FALSE(encode_moving(m, &e, &err));
+    CHECK(!err.empty());
+    m.sni = m.route = m.ja4 = {};
+    m.down.pending = std::string_view(big).substr(0, moving_room);
+    CHECK(encode_moving(m, &e, &err));
+
+    // A size that disagrees with the lengths it announces.
+    REQUIRE(encode_moving(no_pipe, &e, &err));
+    e.payload.push_back('x');
+    FromWorker msg;
+    Received r = as_received(e, 2);
+    CHECK_FALSE(decode_from_worker(r, &msg, &err));
+    e.payload.resize(moving_header - 1);
+    r = as_received(e, 2);
+    CHECK_FALSE(decode_from_worker(r, &msg, &err));
 }

@@ -105,6 +105,21 @@ namespace {
             const Encoded e = encode(LogMsg { LogLevel::info, "with a descriptor" });
             const int fds[] = { client_fd };
             rc = send_message(channel_fd, e.type, e.bytes(), fds);
+        } else if (name == "channel-moving-pipe" || name == "channel-moving-id") {
+            // Hand over a "connection": a pipe where the client's socket belongs, or the
+            // right kinds of descriptor under an id never handed to this worker.
+            MovingMsg lie;
+            lie.id = 0xfffffff0;
+            lie.peer.ss_family = lie.source.ss_family = AF_UNSPEC;
+            int p[2] = { -1, -1 };
+            if (pipe2(p, O_CLOEXEC) != 0)
+                return outcome(name, -1, "pipe2");
+            const int unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            const int fds[] = { name == "channel-moving-pipe" ? p[0] : client_fd, unix_fd };
+            Encoded e;
+            std::string err;
+            if (encode_moving(lie, &e, &err))
+                rc = send_moving(channel_fd, e, fds);
         }
         report(name, false, "sent: " + std::to_string(rc) + "; the parent decides");
     }

@@ -244,3 +244,78 @@ TEST_CASE("idle-timeout ends a quiet relay, and traffic either way keeps it open
     CHECK(quiet >= std::chrono::milliseconds(650)); // the last byte was read 300 ms before
     CHECK(quiet < std::chrono::milliseconds(1500));
 }
+
+// A rollover moves an established relay to another worker (export_state, then import_state
+// there): bytes parked in the pipe and in memory arrive intact, and the byte counts go on.
+TEST_CASE("a relay exported mid-stream and imported elsewhere loses, duplicates nothing")
+{
+    REQUIRE(sigpipe_ignored);
+    Rig r;
+    auto& [base, client, backend, o] = r;
+    const auto up = random_bytes(3 << 20, 5);
+    const auto down = random_bytes(2 << 20, 6);
+    o.relay->start({}, 0);
+    // Neither side reads: the relay fills its pipe and its pending buffer.
+    std::thread w1([&] { write_all(client.ours.get(), up, true); });
+    std::thread w2([&] { write_all(backend.ours.get(), down, true); });
+    run_loop(base.get(), 200, [] { return false; });
+    REQUIRE(o.relay);
+    const std::uint64_t up_before = o.relay->up(), down_before = o.relay->down();
+    RelayState state = o.relay->export_state();
+    o.relay.reset(); // the old worker forgets it: nothing may close
+    CHECK(state.up.splicing);
+    CHECK(state.up.in_pipe > 0);
+    CHECK(static_cast<bool>(state.pipe));
+    CHECK(!state.down.pending.empty());
+    CHECK(state.up.bytes == up_before);
+    CHECK(state.down.bytes == down_before);
+
+    EventBasePtr other(event_base_new()); // the new worker's loop
+    o.relay = Relay::import_state(other.get(), std::move(state), on_done, &o);
+    std::vector<std::uint8_t> at_backend, at_client;
+    std::thread r1([&] { at_backend = read_to_eof(backend.ours.get()); });
+    std::thread r2([&] { at_client = read_to_eof(client.ours.get()); });
+    run_until_done(other.get(), o);
+    w1.join();
+    w2.join();
+    r1.join();
+    r2.join();
+    CHECK(o.result == "ok");
+    REQUIRE(at_backend.size() == up.size());
+    CHECK(at_backend == up);
+    REQUIRE(at_client.size() == down.size());
+    CHECK(at_client == down);
+    CHECK(o.up == up.size());
+    CHECK(o.down == down.size());
+}
+
+TEST_CASE("a relay moved after the client's half-close still ends when the backend does")
+{
+    REQUIRE(sigpipe_ignored);
+    Rig r;
+    auto& [base, client, backend, o] = r;
+    o.relay->start({}, 0);
+    const std::vector<std::uint8_t> request = { 'G', 'E', 'T' };
+    write_all(client.ours.get(), request, true);
+    run_loop(base.get(), 50, [] { return false; });
+    RelayState state = o.relay->export_state();
+    o.relay.reset();
+    CHECK(state.up.eof);
+    CHECK(state.up.shut);
+    CHECK(!state.down.eof);
+
+    EventBasePtr other(event_base_new());
+    o.relay = Relay::import_state(other.get(), std::move(state), on_done, &o);
+    const auto reply = random_bytes(300000, 7);
+    std::vector<std::uint8_t> at_backend, at_client;
+    std::thread r1([&] { at_backend = read_to_eof(backend.ours.get()); });
+    std::thread r2([&] { at_client = read_to_eof(client.ours.get()); });
+    std::thread w([&] { write_all(backend.ours.get(), reply, true); });
+    run_until_done(other.get(), o);
+    w.join();
+    r1.join();
+    r2.join();
+    CHECK(o.result == "ok");
+    CHECK(at_backend == request);
+    CHECK(at_client == reply);
+}

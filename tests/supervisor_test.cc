@@ -5,7 +5,10 @@
 #include "fake_workers.h"
 #include "supervisor.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -447,4 +450,148 @@ TEST_CASE("a verdict that finds the channel full waits for room")
     r.s.on_room(w);
     REQUIRE(channel_of(w).messages.size() == 1);
     CHECK(channel_of(w).messages[0].type == Msg::verdict);
+}
+
+namespace {
+// Real descriptors of each kind a moving message may carry: the parent checks them.
+struct MoveFds {
+    UniqueFd listener, tcp, unix_a, unix_b, pipe_r, pipe_w;
+    MoveFds()
+    {
+        listener.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_in a {};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        REQUIRE(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(listen(listener.get(), 1) == 0);
+        REQUIRE(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0);
+        tcp.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        REQUIRE(connect(tcp.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        int sv[2];
+        REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        unix_a.reset(sv[0]);
+        unix_b.reset(sv[1]);
+        REQUIRE(pipe2(sv, O_CLOEXEC) == 0);
+        pipe_r.reset(sv[0]);
+        pipe_w.reset(sv[1]);
+    }
+};
+
+// A moving message for `id` from `w` with dup()s of `fds`; whether the parent accepted it.
+bool hand_over_moving(Rig& r, WorkerSlot& w, std::uint32_t id, std::initializer_list<int> fds,
+    std::uint32_t in_pipe = 0)
+{
+    MovingMsg m;
+    m.id = id;
+    m.up.splicing = in_pipe > 0;
+    m.up.in_pipe = in_pipe;
+    Encoded e;
+    std::string err;
+    REQUIRE(encode_moving(m, &e, &err));
+    Received rec = Rig::message(e.type, e.bytes());
+    for (int fd : fds)
+        rec.fds[rec.nfds++].reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    return r.s.on_message(w, rec);
+}
+
+// The rig's one worker holding `n` connections, those in `routed` past their hello.
+WorkerSlot& holding(Rig& r, std::size_t n, std::initializer_list<std::uint32_t> routed)
+{
+    r.all_ready();
+    WorkerSlot& w = *r.workers[0];
+    auto batch = connections(n);
+    REQUIRE(r.d.hand_over(batch));
+    REQUIRE(r.say(w, encode(with_ids<HelloDoneMsg>(routed))));
+    return w;
+}
+} // namespace
+
+TEST_CASE("a draining worker's established connection moves to the new generation")
+{
+    Rig r(1);
+    WorkerSlot& old = holding(r, 3, { 1, 2 });
+    r.s.rollover();
+    r.all_ready();
+    REQUIRE(old.draining);
+    WorkerSlot& fresh = *r.of_generation(2).at(0);
+    auto& fresh_channel = static_cast<FakeChannel&>(*fresh.channel);
+    MoveFds f;
+
+    REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
+    REQUIRE(hand_over_moving(r, old, 2, { f.tcp.get(), f.unix_a.get(), f.pipe_r.get() }, 10));
+    CHECK(fresh_channel.moving_fds == std::vector<std::size_t> { 2, 3 });
+    CHECK(fresh.held.contains(1));
+    CHECK(fresh.held.contains(2));
+    CHECK_FALSE(old.held.contains(1));
+    CHECK(old.inflight == 1);
+    CHECK(fresh.inflight == 2);
+    // The new worker reports it closed: it is the new worker's now.
+    CHECK(r.say(fresh, encode(with_ids<ClosedMsg>({ 1 }))));
+}
+
+TEST_CASE("a moving message with a foreign descriptor or id is a violation, nothing forwarded")
+{
+    Rig r(1);
+    WorkerSlot& old = holding(r, 2, { 1 });
+    MoveFds f;
+    SECTION("not draining")
+    {
+        CHECK_FALSE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
+    }
+    r.s.rollover();
+    r.all_ready();
+    auto& fresh_channel = static_cast<FakeChannel&>(*r.of_generation(2).at(0)->channel);
+    LogCapture log;
+    SECTION("a pipe where the client belongs")
+    {
+        CHECK_FALSE(hand_over_moving(r, old, 1, { f.pipe_r.get(), f.unix_a.get() }));
+        CHECK(log.has(LogLevel::err, "the client is not a socket"));
+    }
+    SECTION("a Unix socket where the client belongs")
+    {
+        CHECK_FALSE(hand_over_moving(r, old, 1, { f.unix_b.get(), f.unix_a.get() }));
+    }
+    SECTION("a TCP socket where the backend belongs")
+    {
+        CHECK_FALSE(hand_over_moving(r, old, 1, { f.tcp.get(), f.tcp.get() }));
+    }
+    SECTION("a socket where the pipe belongs")
+    {
+        const auto fds = { f.tcp.get(), f.unix_a.get(), f.unix_b.get() };
+        CHECK_FALSE(hand_over_moving(r, old, 1, fds, 5));
+    }
+    SECTION("an id it does not hold, or one still in its hello")
+    {
+        CHECK_FALSE(hand_over_moving(r, old, 9, { f.tcp.get(), f.unix_a.get() }));
+        CHECK(log.has(LogLevel::err, "which it does not hold"));
+    }
+    SECTION("one still in its hello")
+    {
+        CHECK_FALSE(hand_over_moving(r, old, 2, { f.tcp.get(), f.unix_a.get() }));
+    }
+    CHECK(old.violated);
+    CHECK(fresh_channel.moving_fds.empty());
+}
+
+TEST_CASE("a connection no new worker has room for goes back to its old worker")
+{
+    Rig r(1);
+    WorkerSlot& old = holding(r, 1, { 1 });
+    r.s.rollover();
+    r.all_ready();
+    WorkerSlot& fresh = *r.of_generation(2).at(0);
+    auto more = connections(4); // the new worker is full (-c 4 in the rig)
+    REQUIRE(r.d.hand_over(more));
+    MoveFds f;
+    REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
+    CHECK(static_cast<FakeChannel&>(*old.channel).moving_fds == std::vector<std::size_t> { 2 });
+    CHECK(static_cast<FakeChannel&>(*fresh.channel).moving_fds.empty());
+    CHECK(old.held.contains(1));
+    CHECK(old.moves_refused == 1);
+    LogCapture log;
+    r.s.child_exited(old.pid, killed_9);
+    CHECK(log.has(LogLevel::err,
+        "0 connection(s) moved to newer workers, 1 kept for want of room, "
+        "1 of its connections lost"));
 }

@@ -64,7 +64,7 @@ class WorkerProtocolTest(unittest.TestCase):
                             for level, text in records), records)
 
     def test_a_well_formed_drain_ends_the_worker_cleanly(self):
-        status, records = self.run_worker(b"D" + struct.pack("=I", 1))
+        status, records = self.run_worker(b"D" + struct.pack("=IB", 1, 0))
         self.assertEqual(status, 0, records)
         self.assertFalse(any("protocol violation" in t for _, t in records), records)
 
@@ -79,7 +79,7 @@ class WorkerProtocolTest(unittest.TestCase):
 
     def test_a_descriptor_on_a_drain_makes_the_worker_exit(self):
         with open("/dev/null", "rb") as f:
-            self.assert_violation(b"D" + struct.pack("=I", 1), fds=(f.fileno(),))
+            self.assert_violation(b"D" + struct.pack("=IB", 1, 0), fds=(f.fileno(),))
 
     def test_a_connection_message_that_lies_about_its_descriptors_makes_the_worker_exit(self):
         with open("/dev/null", "rb") as f:

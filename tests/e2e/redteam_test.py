@@ -218,7 +218,8 @@ class RedTeamTest(RedTeam, DaemonTestCase):
     def test_lies_on_the_channel_get_the_worker_replaced(self):
         d = self.daemon
         d.expected_problems += [r"protocol violation", r"killed by signal 9"]
-        for lie in ("channel-count", "channel-unexpected", "channel-fds"):
+        for lie in ("channel-count", "channel-unexpected", "channel-fds", "channel-moving-pipe",
+                    "channel-moving-id"):
             before = len([l for l in d.lines() if "protocol violation" in l])
             with connect(d.port) as s:
                 s.sendall(client_hello(f"attack-{lie}.redteam"))
@@ -227,6 +228,10 @@ class RedTeamTest(RedTeam, DaemonTestCase):
             pid = int(line.split("worker ", 1)[1].split(":", 1)[0])
             harness.wait_until(lambda: harness.exited(pid), 5, what=f"worker {pid} to be gone")
             sys.stderr.write(f"\n{lie}: {line}\n")
+            if lie == "channel-moving-pipe":  # refused for its descriptor, nothing forwarded
+                self.assertIn("bad descriptors: the client is not a socket", line)
+            if lie == "channel-moving-id":
+                self.assertIn("which it does not hold", line)
             time.sleep(2.2)  # its replacement ready, past the crash window
             self.assertTrue(self.serves_normal_client(), f"not serving after {lie}")
 
