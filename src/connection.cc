@@ -339,7 +339,7 @@ void Connection::connect_backend(const Route& route)
     client_.reset(); // from here on the relay reads the client's socket itself
     relay_
         = std::make_unique<Relay>(base_, std::move(client_fd_), std::move(fd), on_relay_done, this);
-    relay_->set_idle_timeout(settings_.idle_timeout_s);
+    relay_->set_idle_timeout(settings_.settings.idle_timeout);
     relay_->start(first, header);
 }
 
@@ -379,7 +379,7 @@ bool Connection::export_moving(Encoded* out, RelayState* state)
 void Connection::resume(RelayState state)
 {
     relay_ = Relay::import_state(base_, std::move(state), on_relay_done, this);
-    relay_->set_idle_timeout(settings_.idle_timeout_s);
+    relay_->set_idle_timeout(settings_.settings.idle_timeout);
 }
 
 std::unique_ptr<Connection> Connection::adopt(event_base* base, const ConnectionSettings& settings,

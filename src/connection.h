@@ -29,7 +29,6 @@ struct ConnectionSettings {
     bool all_hashed = false; // -a
     std::size_t max_hello = ClientHelloParser::default_max_hello;
     Settings settings; // -o/-f: proxy-from, allow, deny, ...
-    unsigned idle_timeout_s = 0; // idle-timeout: 0 never
     // The worker's side of the connection ids (protocol.h), called with the Connection's
     // owner; null in a worker that does not report (tests).
     void (*hello_done)(void* owner, Connection* c) = nullptr; // routed: out of the hello phase

@@ -37,7 +37,6 @@ public:
     {
         settings_.hello_timeout_s = o.hello_timeout;
         settings_.all_hashed = o.all_hashed;
-        settings_.idle_timeout_s = settings.idle_timeout;
         settings_.hello_done = on_hello_done;
         settings_.report_source = on_report_source;
         settings_.settings = std::move(settings);
