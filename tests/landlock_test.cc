@@ -2,6 +2,7 @@
 // ruleset applied for real in forked children where the running kernel has Landlock:
 // no TCP connect, no abstract Unix socket outside the domain, no file outside the directory.
 #include "catch.h"
+#include "loopback.h"
 
 #include "fd.h"
 #include "landlock.h"
@@ -77,7 +78,7 @@ TEST_CASE("a worker may only read under its directory", "[landlock]")
 TEST_CASE("the parent's ruleset names its binary, libraries, pid file and hosts tree", "[landlock]")
 {
     const LandlockPlan plan = plan_parent_landlock(
-        7, { "/usr/sbin/sniproxyd", "/etc/sniproxyd/hosts", "/run/sniproxyd.pid" });
+        7, { "/usr/sbin/sniproxyd", "/etc/sniproxyd/hosts", "/run/sniproxyd.pid", "" });
     auto access_of = [&](const std::string& path) {
         for (const LandlockPathRule& r : plan.rules)
             if (r.path == path)
@@ -118,14 +119,8 @@ TEST_CASE("the worker ruleset holds on this kernel", "[landlock]")
     if (abi >= 4) {
         SECTION("no TCP connect, even to a listener on loopback")
         {
-            UniqueFd listener(socket(AF_INET, SOCK_STREAM, 0));
-            sockaddr_in a {};
-            a.sin_family = AF_INET;
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            socklen_t len = sizeof a;
-            REQUIRE(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-            REQUIRE(listen(listener.get(), 1) == 0);
-            REQUIRE(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0);
+            sockaddr_in a;
+            const UniqueFd listener = test::loopback_listener(&a);
             CHECK(in_child([&] {
                 UniqueFd s(socket(AF_INET, SOCK_STREAM, 0));
                 return restrict_to(dir)

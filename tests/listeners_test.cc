@@ -2,6 +2,7 @@
 // TCP_NODELAY and the keepalive settings from a listener to the sockets it accepts, which is
 // why the worker (without setsockopt in its allowlist) still gets them.
 #include "catch.h"
+#include "loopback.h"
 
 #include "fd.h"
 #include "listen_address.h"
@@ -35,13 +36,8 @@ TEST_CASE("accepted sockets carry keepalive and no-delay from the listener", "[l
     // -l takes no port 0: borrow a free port from the kernel first.
     int port = 0;
     {
-        UniqueFd probe(socket(AF_INET, SOCK_STREAM, 0));
-        sockaddr_in a {};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t alen = sizeof a;
-        REQUIRE(bind(probe.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        REQUIRE(getsockname(probe.get(), reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+        sockaddr_in a;
+        const UniqueFd probe = test::loopback_listener(&a);
         port = ntohs(a.sin_port);
     }
     std::vector<ListenAddress> addresses;

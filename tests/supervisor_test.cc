@@ -2,6 +2,7 @@
 // fake clock: generations and rapid SIGHUPs, drain and its backstop deadline, respawn with
 // back-off, a worker dying with connections pending, and protocol violations by a worker.
 #include "catch.h"
+#include "loopback.h"
 #include "fake_workers.h"
 #include "supervisor.h"
 
@@ -458,14 +459,8 @@ struct MoveFds {
     UniqueFd listener, tcp, unix_a, unix_b, pipe_r, pipe_w;
     MoveFds()
     {
-        listener.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        sockaddr_in a {};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        REQUIRE(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        REQUIRE(listen(listener.get(), 1) == 0);
-        REQUIRE(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0);
+        sockaddr_in a;
+        listener = loopback_listener(&a);
         tcp.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         REQUIRE(connect(tcp.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
         int sv[2];
