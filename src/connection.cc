@@ -92,8 +92,10 @@ Connection::Connection(event_base* base, const ConnectionSettings& settings, Uni
     , id_(info.id)
 {
     if (peer_.ss_family == AF_UNSPEC) { // the parent did not say
-        socklen_t len = sizeof peer_;
-        getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer_), &len);
+        sockaddr_storage peer {};
+        socklen_t len = sizeof peer;
+        getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+        peer_ = peer;
     }
     source_ = peer_;
     // TCP_NODELAY comes from the listening socket (Linux copies it to accepted ones).

@@ -73,7 +73,7 @@ void Connection::finish(const char* result, std::string reason, int err, Alert a
     r.ms = (monotonic_ns() - accepted_ns_) / 1000000;
     r.via = std::move(via_);
     r.alpn = std::move(alpn_);
-    r.ja4 = std::move(ja4_);
+    r.ja4 = std::string_view(ja4_);
     r.moved = moved_;
     if (log_refusal(refused_by_verdict_))
         log_line(LogLevel::info,
