@@ -28,8 +28,8 @@ struct CompactAddress {
         ss_family = ss.ss_family;
         std::memset(rest, 0, sizeof rest);
         if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
-            std::memcpy(rest, reinterpret_cast<const unsigned char*>(&ss) + sizeof ss_family,
-                sizeof rest);
+            std::memcpy(
+                rest, reinterpret_cast<const unsigned char*>(&ss) + sizeof ss_family, sizeof rest);
         return *this;
     }
     operator sockaddr_storage() const

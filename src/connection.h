@@ -126,10 +126,10 @@ private:
     std::string sni_ = "-";
     std::string route_ = "-";
     std::string via_; // the balancer, when source_ came from its header
-    bool client_eof_ = false; // the client half-closed while its source verdict was pending
-    bool refused_by_verdict_ = false; // its line is a refusal's, rate-limited
     std::string alpn_; // the protocol that chose an alpn/ entry
     Ja4Text ja4_;
+    bool client_eof_ = false; // the client half-closed while its source verdict was pending
+    bool refused_by_verdict_ = false; // its line is a refusal's, rate-limited
     bool finished_ = false;
     std::uint32_t id_ = 0;
     unsigned moved_ = 0; // how often it moved to a newer generation

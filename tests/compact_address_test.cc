@@ -1,7 +1,7 @@
 // compact_address_test.cc: what a connection keeps of its addresses and JA4 comes back
 // exactly as it went in (the log line and the PROXY header are built from it).
-#include "compact_address.h"
 #include "catch.h"
+#include "compact_address.h"
 #include "listen_address.h"
 
 #include <arpa/inet.h>
