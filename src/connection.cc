@@ -11,6 +11,8 @@
 //      first write, after our header, unchanged and never re-framed);
 //   4. forward both ways with bounded buffers and half-close, until both directions end.
 // Refusals send a fatal alert where one applies, then close promptly.
+// The end (log line, alert, linger) is in connection_end.cc; a move to a worker of a newer
+// generation in connection_move.cc.
 #include "config.h"
 
 #include "connection.h"
@@ -42,15 +44,6 @@
 namespace sniproxy {
 
 namespace {
-    constexpr timeval linger_time { 1, 0 }; // how long we wait for a refused client's FIN
-
-    // One plaintext TLS record with a fatal alert (RFC 8446 6).
-    void write_alert(bufferevent* bev, Alert alert)
-    {
-        const std::uint8_t record[] = { 21, 3, 3, 0, 2, 2, static_cast<std::uint8_t>(alert) };
-        bufferevent_write(bev, record, sizeof record);
-    }
-
     // Hands `consume` the buffer's bytes from *fed on, chunk by chunk, while it wants more;
     // the buffer itself stays untouched, so it can be replayed exactly as received.
     template <class Consume> void feed_unseen(evbuffer* in, std::size_t* fed, Consume&& consume)
@@ -99,8 +92,10 @@ Connection::Connection(event_base* base, const ConnectionSettings& settings, Uni
     , id_(info.id)
 {
     if (peer_.ss_family == AF_UNSPEC) { // the parent did not say
-        socklen_t len = sizeof peer_;
-        getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer_), &len);
+        sockaddr_storage peer {};
+        socklen_t len = sizeof peer;
+        getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+        peer_ = peer;
     }
     source_ = peer_;
     // TCP_NODELAY comes from the listening socket (Linux copies it to accepted ones).
@@ -343,73 +338,6 @@ void Connection::connect_backend(const Route& route)
     relay_->start(first, header);
 }
 
-bool Connection::export_moving(Encoded* out, RelayState* state)
-{
-    if (!established())
-        return false;
-    const std::size_t strings
-        = sni_.size() + route_.size() + via_.size() + alpn_.size() + ja4_.size();
-    if (relay_->pending_bytes() + strings > moving_room)
-        return false;
-    *state = relay_->export_state();
-    MovingMsg m;
-    m.id = id_;
-    m.accepted_ns = accepted_ns_;
-    m.routed_ns = routed_ns_;
-    m.peer = peer_;
-    m.source = source_;
-    m.sni = sni_;
-    m.route = route_;
-    m.via = via_;
-    m.alpn = alpn_;
-    m.ja4 = ja4_;
-    for (auto [from, to] : { std::pair { &state->up, &m.up }, { &state->down, &m.down } })
-        *to = { from->bytes, from->eof, from->shut, from->splicing,
-            static_cast<std::uint32_t>(from->in_pipe), from->pending };
-    m.moved = static_cast<std::uint8_t>(std::min(moved_ + 1, 255u));
-    std::string err;
-    if (!encode_moving(m, out, &err)) {
-        logf(LogLevel::err, "connection %u not moved: %s", id_, err.c_str());
-        resume(std::move(*state));
-        return false;
-    }
-    return true;
-}
-
-void Connection::resume(RelayState state)
-{
-    relay_ = Relay::import_state(base_, std::move(state), on_relay_done, this);
-    relay_->set_idle_timeout(settings_.settings.idle_timeout);
-}
-
-std::unique_ptr<Connection> Connection::adopt(event_base* base, const ConnectionSettings& settings,
-    const MovingMsg& m, DoneFn done, void* owner)
-{
-    ConnectionInfo info;
-    info.accepted_ns = m.accepted_ns;
-    info.id = m.id;
-    info.peer = m.peer;
-    auto c = std::make_unique<Connection>(base, settings, UniqueFd {}, info, done, owner);
-    c->client_.reset();
-    c->source_ = m.source;
-    c->routed_ns_ = m.routed_ns;
-    c->sni_ = m.sni;
-    c->route_ = m.route;
-    c->via_ = m.via;
-    c->alpn_ = m.alpn;
-    c->ja4_ = m.ja4;
-    c->moved_ = m.moved;
-    RelayState state;
-    state.client = std::move(m.fds[0]);
-    state.backend = std::move(m.fds[1]);
-    if (m.up.in_pipe > 0)
-        state.pipe = std::move(m.fds[2]);
-    for (auto [from, to] : { std::pair { &m.up, &state.up }, { &m.down, &state.down } })
-        *to = { from->bytes, from->eof, from->shut, from->splicing, from->in_pipe,
-            std::string(from->pending) };
-    c->resume(std::move(state));
-    return c;
-}
 
 void Connection::on_relay_done(void* owner, const char* result, int err)
 {
@@ -426,77 +354,5 @@ sockaddr_storage Connection::local_address() const
     return local;
 }
 
-void Connection::refuse(Alert alert, const char* result, std::string reason, int err)
-{
-    parser_.reset();
-    finish(result, std::move(reason), err, alert);
-}
-
-void Connection::on_alert_written(bufferevent* bev, void*)
-{
-    shutdown(bufferevent_getfd(bev), SHUT_WR);
-}
-
-void Connection::on_linger_read(bufferevent* bev, void*)
-{
-    evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
-}
-
-void Connection::on_linger_event(bufferevent*, short, void* arg)
-{
-    auto* self = static_cast<Connection*>(arg);
-    self->done_(self->owner_, self);
-}
-
-void Connection::on_linger_timeout(evutil_socket_t, short, void* arg)
-{
-    auto* self = static_cast<Connection*>(arg);
-    self->done_(self->owner_, self);
-}
-
-void Connection::finish(const char* result, std::string reason, int err, Alert alert)
-{
-    if (finished_)
-        return;
-    finished_ = true;
-    AccessRecord r;
-    r.client = format_address(source_);
-    r.sni = std::move(sni_);
-    r.route = std::move(route_);
-    r.result = result;
-    r.reason = std::move(reason);
-    if (err != 0)
-        r.error = std::strerror(err);
-    r.alert = static_cast<int>(alert);
-    r.up = relay_ ? relay_->up() : 0;
-    r.down = relay_ ? relay_->down() : 0;
-    r.ms = (monotonic_ns() - accepted_ns_) / 1000000;
-    r.via = std::move(via_);
-    r.alpn = std::move(alpn_);
-    r.ja4 = std::move(ja4_);
-    r.moved = moved_;
-    if (log_refusal(refused_by_verdict_))
-        log_line(LogLevel::info,
-            format_access_line(r, settings_.settings.log_format == LogFormat::json));
-    if (settings_.metrics) // route: a hosts-directory name or "-", never the SNI
-        settings_.metrics->connection_done(r.route, r.result, r.up, r.down,
-            routed_ns_ ? static_cast<double>(routed_ns_ - accepted_ns_) / 1e9 : -1.0);
-    timer_.reset();
-    if (alert == Alert::none || !client_) {
-        client_.reset();
-        client_fd_.reset();
-        return done_(owner_, this); // destroys us, and the relay with its sockets
-    }
-    // Send the alert, then wait briefly for the client to close, so that our close does not
-    // turn into a reset that destroys the alert before the client has read it.
-    write_alert(client_.get(), alert);
-    bufferevent_setwatermark(client_.get(), EV_READ, 0, 0);
-    bufferevent_setwatermark(client_.get(), EV_WRITE, 0, 0);
-    bufferevent_setcb(client_.get(), on_linger_read, on_alert_written, on_linger_event, this);
-    bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
-    on_linger_read(client_.get(), this);
-    timer_.reset(evtimer_new(base_, on_linger_timeout, this));
-    evtimer_add(timer_.get(), &linger_time);
-}
 
 } // namespace sniproxy

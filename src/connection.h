@@ -3,6 +3,7 @@
 #pragma once
 
 #include "clienthello.h"
+#include "compact_address.h"
 #include "event_ptr.h"
 #include "fd.h"
 #include "protocol.h"
@@ -118,17 +119,17 @@ private:
     std::size_t fed_ = 0;
     std::int64_t accepted_ns_;
     std::int64_t routed_ns_ = 0; // when the route was decided (0: it was not)
-    sockaddr_storage peer_ {}; // the TCP peer: the client, or a proxy-from balancer
+    CompactAddress peer_; // the TCP peer: the client, or a proxy-from balancer
     bool from_balancer_ = false; // the parent says: a PROXY header comes first
-    sockaddr_storage source_ {}; // the client: peer_, or the source of the balancer's header
-    sockaddr_storage destination_ {}; // the header's destination (AF_UNSPEC: ours)
+    CompactAddress source_; // the client: peer_, or the source of the balancer's header
+    CompactAddress destination_; // the header's destination (AF_UNSPEC: ours)
     std::string sni_ = "-";
     std::string route_ = "-";
     std::string via_; // the balancer, when source_ came from its header
+    std::string alpn_; // the protocol that chose an alpn/ entry
+    Ja4Text ja4_;
     bool client_eof_ = false; // the client half-closed while its source verdict was pending
     bool refused_by_verdict_ = false; // its line is a refusal's, rate-limited
-    std::string alpn_; // the protocol that chose an alpn/ entry
-    std::string ja4_;
     bool finished_ = false;
     std::uint32_t id_ = 0;
     unsigned moved_ = 0; // how often it moved to a newer generation

@@ -23,7 +23,7 @@ namespace sniproxy {
 
 namespace {
     // One buffer for every connection of the worker (single-threaded): an idle connection
-    // costs its two sockets and four events, no buffer.
+    // costs its two sockets and two events, no buffer.
     constexpr std::size_t scratch_size = std::size_t { 64 } * 1024;
     std::uint8_t scratch[scratch_size];
 
@@ -70,7 +70,6 @@ Relay::Relay(event_base* base, UniqueFd client, UniqueFd backend, DoneFn done, v
         d->from = d->is_up ? client_.get() : backend_.get();
         d->to = d->is_up ? backend_.get() : client_.get();
         d->readable.reset(event_new(base, d->from, EV_READ | EV_PERSIST, on_readable, d));
-        d->writable.reset(event_new(base, d->to, EV_WRITE, on_writable, d));
     }
 }
 
@@ -86,7 +85,7 @@ RelayState Relay::export_state()
     idle_timer_.reset();
     for (Direction* d : { &up_, &down_ }) {
         event_del(d->readable.get());
-        event_del(d->writable.get());
+        stop_writable(*d);
         RelayState::Direction& out = d->is_up ? s.up : s.down;
         out.bytes = d->bytes;
         out.eof = d->eof;
@@ -132,7 +131,7 @@ std::unique_ptr<Relay> Relay::import_state(
             d->in_pipe = in.in_pipe;
         }
         if (d->pending_len > 0 || d->in_pipe > 0)
-            event_add(d->writable.get(), nullptr);
+            r->want_writable(*d);
         else if (!d->eof)
             event_add(d->readable.get(), nullptr);
     }
@@ -187,6 +186,19 @@ void Relay::on_readable(evutil_socket_t, short, void* arg)
     d->relay->pump(*d);
 }
 
+void Relay::want_writable(Direction& d)
+{
+    if (!d.writable)
+        d.writable.reset(event_new(base_, d.to, EV_WRITE, on_writable, &d));
+    event_add(d.writable.get(), nullptr);
+}
+
+void Relay::stop_writable(Direction& d)
+{
+    if (d.writable)
+        event_del(d.writable.get());
+}
+
 void Relay::on_writable(evutil_socket_t, short, void* arg)
 {
     auto* d = static_cast<Direction*>(arg);
@@ -212,7 +224,7 @@ bool Relay::write_or_keep(Direction& d, const std::uint8_t* data, std::size_t le
     d.pending = std::make_unique_for_overwrite<std::uint8_t[]>(d.pending_len);
     std::memcpy(d.pending.get(), data + len - left, d.pending_len);
     event_del(d.readable.get());
-    event_add(d.writable.get(), nullptr);
+    want_writable(d);
     return false;
 }
 
@@ -289,7 +301,7 @@ bool Relay::drain_pipe(Direction& d)
         return false;
     }
     event_del(d.readable.get());
-    event_add(d.writable.get(), nullptr);
+    want_writable(d);
     return false;
 }
 
@@ -312,7 +324,7 @@ void Relay::flush(Direction& d)
     if (sent == Sent::failed)
         return fail(d, false, errno);
     if (sent == Sent::blocked) {
-        event_add(d.writable.get(), nullptr);
+        want_writable(d);
         return;
     }
     d.pending.reset();
@@ -343,8 +355,8 @@ void Relay::fail(Direction& d, bool reading, int err)
 {
     event_del(up_.readable.get());
     event_del(down_.readable.get());
-    event_del(up_.writable.get());
-    event_del(down_.writable.get());
+    stop_writable(up_);
+    stop_writable(down_);
     // Reading fails on the side we read from; writing on the side we write to.
     const bool client_side = d.is_up == reading;
     done_(owner_, client_side ? "client-reset" : "backend-reset", err);
