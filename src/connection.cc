@@ -22,6 +22,8 @@
 
 #include "channel.h"
 #include "host_allow.h"
+#include "hosts_cache.h"
+#include "hosts_layout.h"
 #include "ja4.h"
 #include "listen_address.h"
 #include "log.h"
@@ -275,7 +277,15 @@ void Connection::feed_hello()
 void Connection::route_hello()
 {
     const HelloInfo& hello = parser_->info();
-    RouteDecision d = decide_route(hello, settings_.all_hashed, path_exists);
+    // After the hello's last byte was read: a change that completed before it is seen.
+    HostsCache* hosts = settings_.hosts;
+    if (hosts)
+        hosts->refresh();
+    const PathExists exists = hosts ? PathExists([hosts](const std::string& p) {
+        return hosts->exists(p);
+    })
+                                    : PathExists(path_exists);
+    RouteDecision d = decide_route(hello, settings_.all_hashed, exists);
     routed_ns_ = monotonic_ns();
     sni_ = d.sni;
 #ifdef SNIPROXYD_REDTEAM
@@ -289,7 +299,12 @@ void Connection::route_hello()
     route_ = d.route.name;
     alpn_ = d.route.alpn;
     std::optional<CidrList> allow; // HOST/allow, read per connection like the route
-    if (std::string err; !read_host_allow(AT_FDCWD, entry_of(d.route.socket), &allow, &err)) {
+    const std::string entry = entry_of(d.route.socket);
+    // Without a cache the openat alone tells (ENOENT); with one, an absent file costs nothing.
+    const bool may_have_allow
+        = !hosts || !hosts->active() || hosts->exists(entry_path(entry, allow_file));
+    std::string err;
+    if (may_have_allow && !read_host_allow(AT_FDCWD, entry, &allow, &err)) {
         logf(LogLevel::warning, "%s: refusing its connections until it is fixed", err.c_str());
         return refuse(Alert::access_denied, "denied", "bad-allow-file");
     }

@@ -22,6 +22,7 @@
 namespace sniproxy {
 
 class Connection;
+class HostsCache;
 class MetricsSlot;
 
 struct ConnectionSettings {
@@ -35,6 +36,7 @@ struct ConnectionSettings {
     void (*report_source)(void* owner, Connection* c, const sockaddr_storage& source) = nullptr;
     MetricsSlot* metrics = nullptr; // the worker's counters (null: not counted)
     RefusalLog* refusals = nullptr; // the worker's limit on refusal lines (null: unlimited)
+    HostsCache* hosts = nullptr; // the worker's view of the hosts directory (null: lstat each)
 };
 
 class Connection {

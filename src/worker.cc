@@ -5,6 +5,7 @@
 // connections move on (worker_move.cc). A worker never holds a listening socket.
 #include "worker.h"
 
+#include "hosts_cache.h"
 #include "ja4.h"
 #include "sandbox.h"
 #include "worker_loop.h"
@@ -239,7 +240,7 @@ namespace sniproxy {
 
 namespace {
     // Every privilege step is checked; a failure ends this worker with a clear message.
-    bool enter_sandbox(const Options& o)
+    bool enter_sandbox(const Options& o, HostsCache* hosts)
     {
         std::string error;
         const int dir = o.worker.hosts_fd;
@@ -253,6 +254,9 @@ namespace {
         }
         if (dir >= 0)
             close(dir); // the jail is entered; nothing more to reach through it
+        // The watch on the hosts directory (the jail's root) is set before the filters.
+        if (std::string err; !hosts->open(&err))
+            logf(LogLevel::notice, "worker: %s; hosts looked up without a cache", err.c_str());
         if (!set_no_new_privs(error) || !restrict_worker(&error) || !load_worker_seccomp(error))
             return logf(LogLevel::err, "worker: %s", error.c_str()), false;
         return true;
@@ -304,9 +308,10 @@ int worker_main(const Options& o)
             logf(LogLevel::err, "worker: %s; its connections are not counted", err.c_str());
         close(o.worker.metrics_fd);
     }
-    if (!enter_sandbox(o))
+    HostsCache hosts;
+    if (!enter_sandbox(o, &hosts))
         return 1;
-    worker_loop::Worker worker(o, std::move(settings), std::move(base), metrics);
+    worker_loop::Worker worker(o, std::move(settings), std::move(base), metrics, &hosts);
     return worker.run();
 }
 
