@@ -35,7 +35,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -136,6 +138,30 @@ void Connection::start()
     // A hello in 1-byte records is ~6x its size on the wire; never hold more than that.
     bufferevent_setwatermark(client_.get(), EV_READ, 0, settings_.max_hello * 6 + 64);
     bufferevent_enable(client_.get(), EV_READ);
+    read_now(); // the last act: it may finish us
+}
+
+// The hello is usually there by the hand-over (TCP_DEFER_ACCEPT on the listeners): read it at
+// once into the bufferevent's input, as its own read would, and save waiting for an event
+// (and the FIONREAD libevent asks before each read). EAGAIN, the end or an error is left to
+// the bufferevent, which sees and reports them as always.
+void Connection::read_now()
+{
+    constexpr std::size_t first_read = 4096; // a whole browser hello, post-quantum key included
+    evbuffer* in = bufferevent_get_input(client_.get());
+    evbuffer_unfreeze(in, 0); // a bufferevent's input takes bytes only while it reads itself
+    evbuffer_iovec v;
+    ssize_t n = -1;
+    if (evbuffer_reserve_space(in, first_read, &v, 1) == 1) {
+        n = read(client_fd_.get(), v.iov_base, std::min(v.iov_len, first_read));
+        if (n > 0) {
+            v.iov_len = static_cast<std::size_t>(n);
+            evbuffer_commit_space(in, &v, 1);
+        } // else nothing committed: the reserved space stays unused
+    }
+    evbuffer_freeze(in, 0);
+    if (n > 0)
+        on_readable();
 }
 
 void Connection::abort(const char* result)

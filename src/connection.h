@@ -86,6 +86,7 @@ private:
 
     enum class Phase { proxy_header, source_verdict, hello };
 
+    void read_now(); // a first read straight after the hand-over
     void on_readable();
     void feed_proxy_header();
     void proxy_header_done();
