@@ -56,6 +56,10 @@ namespace {
 
     // Bounds the memory a stream of made-up names can take; past it, the cache starts over.
     constexpr std::size_t max_entries = 4096;
+    // Watches count against the worker user's fs.inotify.max_user_watches, shared with every
+    // worker and anything else running as that user: past this many directories, an entry
+    // is looked up every time instead.
+    constexpr std::size_t max_watches = 1024;
 
     bool is_absent(int err) { return err == ENOENT || err == ENOTDIR; }
 } // namespace
@@ -119,6 +123,7 @@ void HostsCache::refresh()
         logf_errno(LogLevel::warning, "hosts directory watch lost; looking up every time");
         inotify_.reset();
         entries_.clear();
+        watches_.clear();
         return;
     }
 }
@@ -173,8 +178,12 @@ HostsCache::Facts HostsCache::fill(const std::string& entry)
         f.cacheable = true; // a file or a socket holds no names; replacing it is an event
         return f;
     }
-    if (inotify_add_watch(inotify_.get(), path.c_str(), watch_mask) < 0)
+    if (watches_.size() >= max_watches)
+        return f; // looked up every time
+    const int wd = inotify_add_watch(inotify_.get(), path.c_str(), watch_mask);
+    if (wd < 0)
         return f; // out of watches, say: looked up every time
+    watches_.insert(wd); // the same directory (an alias) gives the same descriptor
     for (std::size_t i = 0; i < cached_files.size(); i++) {
         if (lstat((path + "/" + std::string(cached_files[i])).c_str(), &st) == 0)
             f.present |= 1u << i;

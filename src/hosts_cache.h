@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace sniproxy {
 
@@ -56,6 +57,7 @@ private:
     std::string root_;
     UniqueFd inotify_;
     std::unordered_map<std::string, Facts> entries_;
+    std::unordered_set<int> watches_; // the directories watched (removed ones stay counted)
     std::uint64_t fills_ = 0;
 };
 
