@@ -61,7 +61,10 @@ namespace {
     // is looked up every time instead.
     constexpr std::size_t max_watches = 1024;
 
-    bool is_absent(int err) { return err == ENOENT || err == ENOTDIR; }
+    bool is_absent(int err)
+    {
+        return err == ENOENT || err == ENOTDIR;
+    }
 } // namespace
 
 int cached_file_bit(std::string_view path, std::string_view* entry)

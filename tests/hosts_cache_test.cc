@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 
 using namespace sniproxy;
@@ -24,6 +25,13 @@ struct TempHosts {
     ~TempHosts() { std::system(("rm -rf " + dir).c_str()); }
     void mkdir(const std::string& p) const { ::mkdir((dir + p).c_str(), 0755); }
     void touch(const std::string& p) const { std::ofstream(dir + p) << ""; }
+    // A directory with these (empty) files in it.
+    void entry(const std::string& p, std::initializer_list<const char*> files) const
+    {
+        mkdir(p);
+        for (const char* f : files)
+            touch(p + "/" + f);
+    }
     void remove(const std::string& p) const { std::remove((dir + p).c_str()); }
     void link(const std::string& target, const std::string& p) const
     {
@@ -74,9 +82,7 @@ TEST_CASE("a symlinked entry is cached only when it names a sibling")
 TEST_CASE("the cache answers like lstat and reads an entry once between changes")
 {
     TempHosts h;
-    h.mkdir("example.com");
-    h.touch("example.com/tls-socket");
-    h.touch("example.com/send-proxy-v2");
+    h.entry("example.com", { "tls-socket", "send-proxy-v2" });
     Opened o(h);
     HostsCache& c = o.cache;
     for (int i = 0; i < 3; i++) {
@@ -93,8 +99,7 @@ TEST_CASE("the cache answers like lstat and reads an entry once between changes"
 TEST_CASE("a refreshed cache sees a flag file added or removed")
 {
     TempHosts h;
-    h.mkdir("example.com");
-    h.touch("example.com/tls-socket");
+    h.entry("example.com", { "tls-socket" });
     Opened o(h);
     HostsCache& c = o.cache;
     CHECK_FALSE(c.exists("example.com/send-proxy-v1"));
@@ -138,11 +143,8 @@ TEST_CASE("a refreshed cache sees an entry appear, and a chmod")
 TEST_CASE("a refreshed cache follows a swapped symlink")
 {
     TempHosts h;
-    h.mkdir("a");
-    h.touch("a/tls-socket");
-    h.touch("a/send-proxy-v1");
-    h.mkdir("b");
-    h.touch("b/tls-socket");
+    h.entry("a", { "tls-socket", "send-proxy-v1" });
+    h.entry("b", { "tls-socket" });
     h.link("a", "www.example");
     Opened o(h);
     HostsCache& c = o.cache;
@@ -161,8 +163,7 @@ TEST_CASE("an entry linked beyond its siblings is looked up every time")
 {
     TempHosts h;
     h.mkdir("sites");
-    h.mkdir("sites/x");
-    h.touch("sites/x/tls-socket");
+    h.entry("sites/x", { "tls-socket" });
     h.link("sites/x", "x.example");
     Opened o(h);
     HostsCache& c = o.cache;
