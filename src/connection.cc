@@ -307,10 +307,9 @@ void Connection::route_hello()
     HostsCache* hosts = settings_.hosts;
     if (hosts)
         hosts->refresh();
-    const PathExists exists = hosts ? PathExists([hosts](const std::string& p) {
-        return hosts->exists(p);
-    })
-                                    : PathExists(path_exists);
+    PathExists exists = path_exists;
+    if (hosts)
+        exists = [hosts](const std::string& p) { return hosts->exists(p); };
     RouteDecision d = decide_route(hello, settings_.all_hashed, exists);
     routed_ns_ = monotonic_ns();
     sni_ = d.sni;
