@@ -135,8 +135,7 @@ void Connection::start()
         static_cast<suseconds_t>(left_ns % 1000000000 / 1000) };
     evtimer_add(timer_.get(), &left);
     bufferevent_setcb(client_.get(), on_hello_read, nullptr, on_hello_event, this);
-    // A hello in 1-byte records is ~6x its size on the wire; never hold more than that.
-    bufferevent_setwatermark(client_.get(), EV_READ, 0, settings_.max_hello * 6 + 64);
+    bufferevent_setwatermark(client_.get(), EV_READ, 0, hello_buffer_limit());
     bufferevent_enable(client_.get(), EV_READ);
     read_now(); // the last act: it may finish us
 }
@@ -147,7 +146,8 @@ void Connection::start()
 // the bufferevent, which sees and reports them as always.
 void Connection::read_now()
 {
-    constexpr std::size_t first_read = 4096; // a whole browser hello, post-quantum key included
+    // A whole browser hello, post-quantum key share included; never past the watermark.
+    const std::size_t first_read = std::min<std::size_t>(4096, hello_buffer_limit());
     evbuffer* in = bufferevent_get_input(client_.get());
     evbuffer_unfreeze(in, 0); // a bufferevent's input takes bytes only while it reads itself
     evbuffer_iovec v;

@@ -87,6 +87,8 @@ private:
     enum class Phase { proxy_header, source_verdict, hello };
 
     void read_now(); // a first read straight after the hand-over
+    // A hello in 1-byte records is ~6x its size on the wire; never hold more than that.
+    std::size_t hello_buffer_limit() const { return settings_.max_hello * 6 + 64; }
     void on_readable();
     void feed_proxy_header();
     void proxy_header_done();
