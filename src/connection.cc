@@ -24,6 +24,8 @@
 
 #include "channel.h"
 #include "host_allow.h"
+#include "hosts_cache.h"
+#include "hosts_layout.h"
 #include "ja4.h"
 #include "listen_address.h"
 #include "log.h"
@@ -35,7 +37,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -126,9 +130,33 @@ void Connection::start()
         static_cast<suseconds_t>(left_ns % 1000000000 / 1000) };
     evtimer_add(timer_.get(), &left);
     bufferevent_setcb(client_.get(), on_hello_read, nullptr, on_hello_event, this);
-    // A hello in 1-byte records is ~6x its size on the wire; never hold more than that.
-    bufferevent_setwatermark(client_.get(), EV_READ, 0, settings_.max_hello * 6 + 64);
+    bufferevent_setwatermark(client_.get(), EV_READ, 0, hello_buffer_limit());
     bufferevent_enable(client_.get(), EV_READ);
+    read_now(); // the last act: it may finish us
+}
+
+// The hello is usually there by the hand-over (TCP_DEFER_ACCEPT on the listeners): read it at
+// once into the bufferevent's input, as its own read would, and save waiting for an event
+// (and the FIONREAD libevent asks before each read). EAGAIN, the end or an error is left to
+// the bufferevent, which sees and reports them as always.
+void Connection::read_now()
+{
+    // A whole browser hello, post-quantum key share included; never past the watermark.
+    const std::size_t first_read = std::min<std::size_t>(4096, hello_buffer_limit());
+    evbuffer* in = bufferevent_get_input(client_.get());
+    evbuffer_unfreeze(in, 0); // a bufferevent's input takes bytes only while it reads itself
+    evbuffer_iovec v;
+    ssize_t n = -1;
+    if (evbuffer_reserve_space(in, first_read, &v, 1) == 1) {
+        n = read(client_fd_.get(), v.iov_base, std::min(v.iov_len, first_read));
+        if (n > 0) {
+            v.iov_len = static_cast<std::size_t>(n);
+            evbuffer_commit_space(in, &v, 1);
+        } // else nothing committed: the reserved space stays unused
+    }
+    evbuffer_freeze(in, 0);
+    if (n > 0)
+        on_readable();
 }
 
 void Connection::abort(const char* result)
@@ -270,7 +298,14 @@ void Connection::feed_hello()
 void Connection::route_hello()
 {
     const HelloInfo& hello = parser_->info();
-    RouteDecision d = decide_route(hello, settings_.all_hashed, path_exists);
+    // After the hello's last byte was read: a change that completed before it is seen.
+    HostsCache* hosts = settings_.hosts;
+    if (hosts)
+        hosts->refresh();
+    PathExists exists = path_exists;
+    if (hosts)
+        exists = [hosts](const std::string& p) { return hosts->exists(p); };
+    RouteDecision d = decide_route(hello, settings_.all_hashed, exists);
     routed_ns_ = monotonic_ns();
     sni_ = d.sni;
 #ifdef SNIPROXYD_REDTEAM
@@ -284,7 +319,12 @@ void Connection::route_hello()
     route_ = d.route.name;
     alpn_ = d.route.alpn;
     std::optional<CidrList> allow; // HOST/allow, read per connection like the route
-    if (std::string err; !read_host_allow(AT_FDCWD, entry_of(d.route.socket), &allow, &err)) {
+    const std::string entry = entry_of(d.route.socket);
+    // Without a cache the openat alone tells (ENOENT); with one, an absent file costs nothing.
+    const bool may_have_allow
+        = !hosts || !hosts->active() || hosts->exists(entry_path(entry, allow_file));
+    std::string err;
+    if (may_have_allow && !read_host_allow(AT_FDCWD, entry, &allow, &err)) {
         logf(LogLevel::warning, "%s: refusing its connections until it is fixed", err.c_str());
         return refuse(Alert::access_denied, "denied", "bad-allow-file");
     }

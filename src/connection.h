@@ -23,6 +23,7 @@
 namespace sniproxy {
 
 class Connection;
+class HostsCache;
 class MetricsSlot;
 
 struct ConnectionSettings {
@@ -36,6 +37,7 @@ struct ConnectionSettings {
     void (*report_source)(void* owner, Connection* c, const sockaddr_storage& source) = nullptr;
     MetricsSlot* metrics = nullptr; // the worker's counters (null: not counted)
     RefusalLog* refusals = nullptr; // the worker's limit on refusal lines (null: unlimited)
+    HostsCache* hosts = nullptr; // the worker's view of the hosts directory (null: lstat each)
 };
 
 class Connection {
@@ -85,6 +87,9 @@ private:
 
     enum class Phase { proxy_header, source_verdict, hello };
 
+    void read_now(); // a first read straight after the hand-over
+    // A hello in 1-byte records is ~6x its size on the wire; never hold more than that.
+    std::size_t hello_buffer_limit() const { return settings_.max_hello * 6 + 64; }
     void on_readable();
     void feed_proxy_header();
     void proxy_header_done();

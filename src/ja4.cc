@@ -102,82 +102,105 @@ namespace {
         return { static_cast<char>('0' + n / 10), static_cast<char>('0' + n % 10) };
     }
 
-    std::string hex_list(const std::vector<std::uint16_t>& list)
+    // "002f,0035,...": appended to *out, which callers reuse so that nothing is allocated
+    // once it has grown to a hello's size.
+    void append_hex_list(std::string* out, const std::vector<std::uint16_t>& list)
     {
-        std::string out;
-        out.reserve(list.size() * 5);
-        for (std::uint16_t v : list) {
-            if (!out.empty())
-                out += ',';
-            const char item[4] = { hex_digits[v >> 12], hex_digits[(v >> 8) & 0xf],
-                hex_digits[(v >> 4) & 0xf], hex_digits[v & 0xf] };
-            out.append(item, 4);
+        const std::size_t at = out->size();
+        out->resize(at + (list.empty() ? 0 : list.size() * 5 - 1));
+        char* p = out->data() + at;
+        for (std::size_t i = 0; i < list.size(); i++) {
+            const std::uint16_t v = list[i];
+            if (i > 0)
+                *p++ = ',';
+            *p++ = hex_digits[v >> 12];
+            *p++ = hex_digits[(v >> 8) & 0xf];
+            *p++ = hex_digits[(v >> 4) & 0xf];
+            *p++ = hex_digits[v & 0xf];
         }
-        return out;
     }
 
-    const EVP_MD* sha256()
+    // The digest is fetched once and one context reused: EVP_Digest would make and free a
+    // context (and look the algorithm up) per call.
+    struct Sha256 {
+        const EVP_MD* md = nullptr;
+        EVP_MD_CTX* ctx = nullptr;
+    };
+    const Sha256& sha256()
     {
-        static const EVP_MD* const md = [] {
+        static const Sha256 s = [] {
             OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
-            return EVP_MD_fetch(nullptr, "SHA256", nullptr);
+            Sha256 r;
+            r.md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+            r.ctx = r.md ? EVP_MD_CTX_new() : nullptr;
+            return r;
         }();
-        return md;
+        return s;
     }
 
-    // The first 12 hex digits of SHA-256, or twelve zeros for an empty list (the spec's
-    // marker for "no values", rather than the hash of nothing).
-    std::string hash12(const std::string& text)
+    // The first 12 hex digits of SHA-256 into out, or twelve zeros for an empty list (the
+    // spec's marker for "no values", rather than the hash of nothing).
+    bool hash12(std::string_view text, char* out)
     {
-        if (text.empty())
-            return "000000000000";
+        if (text.empty()) {
+            std::fill(out, out + 12, '0');
+            return true;
+        }
+        const Sha256& h = sha256();
         unsigned char digest[EVP_MAX_MD_SIZE];
         unsigned int len = 0;
-        if (!sha256() || !EVP_Digest(text.data(), text.size(), digest, &len, sha256(), nullptr))
-            return {};
-        std::string out;
+        if (!h.ctx || !EVP_DigestInit_ex(h.ctx, h.md, nullptr)
+            || !EVP_DigestUpdate(h.ctx, text.data(), text.size())
+            || !EVP_DigestFinal_ex(h.ctx, digest, &len))
+            return false;
         for (int i = 0; i < 6; i++) {
-            out += hex_digits[digest[i] >> 4];
-            out += hex_digits[digest[i] & 0xf];
+            out[2 * i] = hex_digits[digest[i] >> 4];
+            out[2 * i + 1] = hex_digits[digest[i] & 0xf];
         }
-        return out;
+        return true;
     }
 
     struct Parts {
         std::string head; // t13d1516h2
-        std::string ciphers; // sorted, comma-separated
-        std::string extensions_sigs; // sorted extensions without SNI/ALPN [_ sigalgs]
-        std::string extensions; // the extension list alone (empty means "no values")
+        std::vector<std::uint16_t> ciphers; // sorted
+        std::vector<std::uint16_t> extensions; // sorted, without SNI and ALPN
+        std::vector<std::uint16_t> sigs; // in their order
     };
 
     Parts parts_of(const HelloInfo& hello)
     {
-        std::vector<std::uint16_t> ciphers = without_grease(hello.cipher_suites);
-        std::vector<std::uint16_t> exts = without_grease(hello.extensions);
-        const std::vector<std::uint16_t> sigs = without_grease(hello.signature_algorithms);
         Parts p;
+        p.ciphers = without_grease(hello.cipher_suites);
+        p.extensions = without_grease(hello.extensions);
+        p.sigs = without_grease(hello.signature_algorithms);
         p.head = "t";
         p.head += version_code(tls_version(hello));
-        p.head += contains(exts, ext_server_name) ? 'd' : 'i';
-        p.head += two_digits(ciphers.size());
-        p.head += two_digits(exts.size());
+        p.head += contains(p.extensions, ext_server_name) ? 'd' : 'i';
+        p.head += two_digits(p.ciphers.size());
+        p.head += two_digits(p.extensions.size());
         p.head += alpn_code(hello);
-        std::erase_if(exts, [](std::uint16_t v) { return v == ext_server_name || v == ext_alpn; });
-        std::sort(ciphers.begin(), ciphers.end());
-        std::sort(exts.begin(), exts.end());
-        p.ciphers = hex_list(ciphers);
-        p.extensions = hex_list(exts);
-        p.extensions_sigs = p.extensions;
-        if (!sigs.empty())
-            p.extensions_sigs += "_" + hex_list(sigs);
+        std::erase_if(
+            p.extensions, [](std::uint16_t v) { return v == ext_server_name || v == ext_alpn; });
+        std::sort(p.ciphers.begin(), p.ciphers.end());
+        std::sort(p.extensions.begin(), p.extensions.end());
         return p;
+    }
+
+    // The extensions, then "_" and the signature algorithms when there are any.
+    void append_extensions_sigs(std::string* out, const Parts& p)
+    {
+        append_hex_list(out, p.extensions);
+        if (!p.sigs.empty()) {
+            *out += '_';
+            append_hex_list(out, p.sigs);
+        }
     }
 
 } // namespace
 
 bool prepare_ja4(std::string* err)
 {
-    if (sha256())
+    if (sha256().ctx)
         return true;
     *err = "libcrypto offers no SHA-256 (needed for ja4= in the log); check its installation";
     return false;
@@ -186,17 +209,36 @@ bool prepare_ja4(std::string* err)
 std::string ja4_fingerprint(const HelloInfo& hello)
 {
     const Parts p = parts_of(hello);
-    const std::string a = hash12(p.ciphers);
-    const std::string b = p.extensions.empty() ? hash12({}) : hash12(p.extensions_sigs);
-    if (a.empty() || b.empty())
+    thread_local std::string text; // reused: its capacity stays
+    char a[12];
+    char b[12];
+    text.clear();
+    append_hex_list(&text, p.ciphers);
+    if (!hash12(text, a))
         return {};
-    return p.head + "_" + a + "_" + b;
+    text.clear();
+    if (!p.extensions.empty()) // no extensions: zeros, whatever the signature algorithms
+        append_extensions_sigs(&text, p);
+    if (!hash12(text, b))
+        return {};
+    std::string out;
+    out.reserve(p.head.size() + 26);
+    out += p.head;
+    out += '_';
+    out.append(a, 12);
+    out += '_';
+    out.append(b, 12);
+    return out;
 }
 
 std::string ja4_raw(const HelloInfo& hello)
 {
     const Parts p = parts_of(hello);
-    return p.head + "_" + p.ciphers + "_" + p.extensions_sigs;
+    std::string out = p.head + "_";
+    append_hex_list(&out, p.ciphers);
+    out += '_';
+    append_extensions_sigs(&out, p);
+    return out;
 }
 
 } // namespace sniproxy

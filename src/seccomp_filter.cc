@@ -50,6 +50,10 @@ namespace {
         // Route lookup: lstat/fstatat on HOST/tls-socket, relative to the chroot.
         "stat", "lstat", "fstat", "newfstatat", "statx",
         "stat64", "lstat64", "fstat64", "fstatat64",
+        // The hosts cache (hosts_cache.cc): a watch per cached entry (the inotify instance is
+        // made before the filter, and read like any descriptor); readlinkat below reads a
+        // symlinked entry's target.
+        "inotify_add_watch",
         // libevent's epoll backend (epoll_create1 too, in case the base is made after the
         // filter) and its clocks, usually vDSO calls but with syscalls as the fallback.
         "epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1",
@@ -65,6 +69,9 @@ namespace {
         "getpid", "exit", "exit_group", "rt_sigreturn", "rt_sigprocmask", "restart_syscall",
         // abort(): glibc's raise asks gettid for the target of its tgkill (allowed below).
         "gettid",
+#ifndef WITH_SANITIZERS // which allow it below
+        "readlinkat",
+#endif
 #ifdef WITH_SANITIZERS
         // Sanitizer builds only, for ASan/UBSan reports: the alternate signal stack, the
         // executable's name and the maps file for symbolizing, prctl probes.
@@ -218,6 +225,8 @@ namespace {
         "splice", "pipe2", "pipe", "eventfd2", "dup", "dup2", "dup3",
         "poll", "ppoll", "epoll_create1", "epoll_create", "epoll_ctl", "epoll_wait",
         "epoll_pwait", "epoll_pwait2",
+        // A worker's hosts cache (hosts_cache.cc), made before its own filter.
+        "inotify_init1", "inotify_add_watch",
         "openat", "open", "stat", "lstat", "fstat", "newfstatat", "statx", "access",
         "faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "unlink", "unlinkat",
         "chdir", "fchdir", "chroot", "umask",

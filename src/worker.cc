@@ -5,6 +5,7 @@
 // connections move on (worker_move.cc). A worker never holds a listening socket.
 #include "worker.h"
 
+#include "hosts_cache.h"
 #include "ja4.h"
 #include "sandbox.h"
 #include "worker_loop.h"
@@ -53,62 +54,63 @@ void Worker::on_channel(evutil_socket_t, short, void* arg)
     static_cast<Worker*>(arg)->read_channel();
 }
 
+// One message per wake-up: the channel's event is level-triggered, so the next one wakes
+// us again at once, and we never pay the recvmsg that only says EAGAIN (half a system call
+// per connection, as most records come alone).
 void Worker::read_channel()
 {
-    for (;;) {
-        Received m;
-        switch (receive_message(channel_, m)) {
-        case Recv::again:
+    Received m;
+    switch (receive_message(channel_, m)) {
+    case Recv::again:
+        return;
+    case Recv::eof: // the parent is gone: so are we (no orphans)
+    case Recv::error:
+        event_base_loopbreak(base_.get());
+        return;
+    case Recv::invalid:
+        // Descriptors cut because we are out of them is our limit, not the parent's
+        // fault: those connections are reported ended and we carry on.
+        if (m.type == Msg::connection && m.fds_truncated) {
+            lost_connections(m);
             return;
-        case Recv::eof: // the parent is gone: so are we (no orphans)
-        case Recv::error:
-            event_base_loopbreak(base_.get());
+        }
+        if (m.type == Msg::moving && m.fds_truncated && m.payload_len >= 4) {
+            std::uint32_t id;
+            std::memcpy(&id, m.payload, sizeof id);
+            logf(LogLevel::err,
+                "worker: a moved connection's descriptors lost (out of them?), "
+                "connection %u closed",
+                id);
+            closed_.push_back(id);
+            schedule_flush();
             return;
-        case Recv::invalid:
-            // Descriptors cut because we are out of them is our limit, not the parent's
-            // fault: those connections are reported ended and we carry on.
-            if (m.type == Msg::connection && m.fds_truncated) {
-                lost_connections(m);
-                continue;
-            }
-            if (m.type == Msg::moving && m.fds_truncated && m.payload_len >= 4) {
-                std::uint32_t id;
-                std::memcpy(&id, m.payload, sizeof id);
-                logf(LogLevel::err,
-                    "worker: a moved connection's descriptors lost (out of them?), "
-                    "connection %u closed",
-                    id);
-                closed_.push_back(id);
-                schedule_flush();
-                continue;
-            }
-            return violation("a message that does not fit");
-        case Recv::message:
-            break;
         }
-        FromParent msg;
-        std::string err;
-        if (!decode_from_parent(m, &msg, &err))
-            return violation(err);
-        if (const auto* s = std::get_if<ShedMsg>(&msg)) {
-            shed(*s);
-            continue;
-        }
-        if (const auto* v = std::get_if<VerdictMsg>(&msg)) {
-            verdict(*v);
-            continue;
-        }
-        if (const auto* mv = std::get_if<MovingMsg>(&msg)) {
-            adopt(*mv); // also after drain: one given back
-            continue;
-        }
-        if (draining_) // after drain the parent sends no connection and no drain
-            return violation("a message after drain");
-        if (const auto* c = std::get_if<ConnectionsMsg>(&msg))
-            start_connections(*c);
-        else
-            start_drain(std::get<DrainMsg>(msg));
+        return violation("a message that does not fit");
+    case Recv::message:
+        break;
     }
+    FromParent msg;
+    std::string err;
+    if (!decode_from_parent(m, &msg, &err))
+        return violation(err);
+    if (const auto* s = std::get_if<ShedMsg>(&msg)) {
+        shed(*s);
+        return;
+    }
+    if (const auto* v = std::get_if<VerdictMsg>(&msg)) {
+        verdict(*v);
+        return;
+    }
+    if (const auto* mv = std::get_if<MovingMsg>(&msg)) {
+        adopt(*mv); // also after drain: one given back
+        return;
+    }
+    if (draining_) // after drain the parent sends no connection and no drain
+        return violation("a message after drain");
+    if (const auto* c = std::get_if<ConnectionsMsg>(&msg))
+        start_connections(*c);
+    else
+        start_drain(std::get<DrainMsg>(msg));
 }
 
 // Like OpenSSH's monitor, the other side of a broken protocol is not argued with.
@@ -239,7 +241,7 @@ namespace sniproxy {
 
 namespace {
     // Every privilege step is checked; a failure ends this worker with a clear message.
-    bool enter_sandbox(const Options& o)
+    bool enter_sandbox(const Options& o, HostsCache* hosts)
     {
         std::string error;
         const int dir = o.worker.hosts_fd;
@@ -253,6 +255,9 @@ namespace {
         }
         if (dir >= 0)
             close(dir); // the jail is entered; nothing more to reach through it
+        // The watch on the hosts directory (the jail's root) is set before the filters.
+        if (std::string err; !hosts->open(&err))
+            logf(LogLevel::notice, "worker: %s; hosts looked up without a cache", err.c_str());
         if (!set_no_new_privs(error) || !restrict_worker(&error) || !load_worker_seccomp(error))
             return logf(LogLevel::err, "worker: %s", error.c_str()), false;
         return true;
@@ -304,9 +309,10 @@ int worker_main(const Options& o)
             logf(LogLevel::err, "worker: %s; its connections are not counted", err.c_str());
         close(o.worker.metrics_fd);
     }
-    if (!enter_sandbox(o))
+    HostsCache hosts;
+    if (!enter_sandbox(o, &hosts))
         return 1;
-    worker_loop::Worker worker(o, std::move(settings), std::move(base), metrics);
+    worker_loop::Worker worker(o, std::move(settings), std::move(base), metrics, &hosts);
     return worker.run();
 }
 

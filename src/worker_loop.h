@@ -29,7 +29,8 @@ namespace sniproxy::worker_loop {
 
 class Worker {
 public:
-    Worker(const Options& o, Settings settings, EventBasePtr base, MetricsSlot& metrics)
+    Worker(const Options& o, Settings settings, EventBasePtr base, MetricsSlot& metrics,
+        HostsCache* hosts = nullptr)
         : options_(o)
         , channel_(o.worker.channel_fd)
         , base_(std::move(base))
@@ -42,6 +43,7 @@ public:
         settings_.settings = std::move(settings);
         settings_.metrics = &metrics;
         settings_.refusals = &refusals_;
+        settings_.hosts = hosts;
     }
 
     int run();
