@@ -29,6 +29,10 @@ bool bind_and_listen(int fd, const sockaddr_storage& addr, socklen_t len, const 
 // where they came from, `*err` is set when something was passed but is unusable.
 bool adopt_listeners(std::vector<UniqueFd>* out, std::string* how, std::string* err);
 
+// How many connections wait in a TCP listener's accept queue (TCP_INFO: on a listener,
+// tcpi_unacked is the queue's length). False with a reason for any other socket.
+bool accept_queue_length(int listener, std::size_t* queued, std::string* err);
+
 // inetd "wait" passes the listening socket as stdin, stdout and stderr: once adopted, point
 // any standard descriptor that is a listening socket at /dev/null, so that no worker (and no
 // log line) ever writes to it.

@@ -5,6 +5,7 @@
 
 #include "parent_channel.h"
 
+#include "listeners.h"
 #include "log.h"
 #include "metrics_process.h"
 #include "protocol.h"
@@ -23,7 +24,6 @@
 namespace sniproxy {
 
 namespace {
-    constexpr int accept_batch_max = 64;
     // Messages read from one worker per wake-up (see read_worker), max_receive_batch a call.
     constexpr int max_messages_per_read = 256;
 
@@ -82,6 +82,7 @@ int Parent::run()
         logf(LogLevel::err, "cannot create the event loop");
         return 1;
     }
+    pacers_.resize(listeners_.size());
     for (UniqueFd& l : listeners_)
         listen_events_.emplace_back(
             event_new(base_.get(), l.get(), EV_READ | EV_PERSIST, on_accept, this));
@@ -166,14 +167,26 @@ void Parent::on_accept(evutil_socket_t fd, short, void* arg)
     self->sync();
 }
 
-// Accepts what the backlog holds (up to accept_batch_max) and hands it over in messages of
+// Accepts as many as the pacer says (accept_pacer.h) and hands them over in messages of
 // up to max_handover connections, so a busy parent and worker wake once per batch.
 void Parent::accept_batch(int listener)
 {
     LogBatch lines; // refusals of this wake-up leave in one write
+    std::size_t budget = AcceptPacer::max_batch;
+    for (std::size_t i = 0; i < listeners_.size(); i++) {
+        if (listeners_[i].get() != listener)
+            continue;
+        AcceptPacer& pacer = pacers_[i];
+        std::size_t queued = 0;
+        std::string err;
+        budget = !pacer.wants_probe() ? pacer.budget(AcceptPacer::Probe::skipped, 0)
+            : accept_queue_length(listener, &queued, &err)
+            ? pacer.budget(AcceptPacer::Probe::answered, queued)
+            : pacer.budget(AcceptPacer::Probe::failed, 0); // not TCP: until EAGAIN
+    }
     Pending batch[max_handover];
     std::size_t n = 0;
-    for (int i = 0; i < accept_batch_max && dispatcher_.wants_accepting(); i++) {
+    for (std::size_t i = 0; i < budget && dispatcher_.wants_accepting(); i++) {
         ConnectionInfo info;
         socklen_t len = sizeof info.peer;
         UniqueFd fd(accept4(
