@@ -129,6 +129,12 @@ bool adopt_listeners(std::vector<UniqueFd>* out, std::string* how, std::string* 
     return false;
 }
 
+void defer_accept(const std::vector<UniqueFd>& listeners, int seconds)
+{
+    for (const UniqueFd& l : listeners) // fails harmlessly on a non-TCP socket handed to us
+        setsockopt(l.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds);
+}
+
 bool accept_queue_length(int listener, std::size_t* queued, std::string* err)
 {
     tcp_info info {};

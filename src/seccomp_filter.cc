@@ -260,7 +260,8 @@ namespace {
         const std::pair<int, int> options[] = { { SOL_SOCKET, SO_KEEPALIVE },
             { SOL_SOCKET, SO_REUSEADDR }, { IPPROTO_TCP, TCP_NODELAY },
             { IPPROTO_TCP, TCP_KEEPIDLE }, { IPPROTO_TCP, TCP_KEEPINTVL },
-            { IPPROTO_TCP, TCP_KEEPCNT }, { IPPROTO_IPV6, IPV6_V6ONLY } };
+            { IPPROTO_TCP, TCP_KEEPCNT }, { IPPROTO_TCP, TCP_DEFER_ACCEPT },
+            { IPPROTO_IPV6, IPV6_V6ONLY } };
         for (auto [level, name] : options)
             if (!allow(ctx, "setsockopt",
                     { arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(level)),

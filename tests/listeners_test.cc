@@ -97,3 +97,23 @@ TEST_CASE("the kernel tells a TCP listener's queue length, and only a TCP listen
     CHECK_FALSE(accept_queue_length(x.get(), &queued, &err));
     CHECK(err.find("TCP_INFO") != std::string::npos);
 }
+
+TEST_CASE("a deferring listener accepts a client once it has sent something", "[listeners]")
+{
+    sockaddr_in a;
+    std::vector<UniqueFd> listeners;
+    listeners.push_back(test::loopback_listener(&a));
+    defer_accept(listeners, 10);
+    CHECK(int_option(listeners[0].get(), IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0);
+    UniqueFd client(socket(AF_INET, SOCK_STREAM, 0));
+    REQUIRE(connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    pollfd p { listeners[0].get(), POLLIN, 0 };
+    CHECK(poll(&p, 1, 300) == 0); // connected, silent: nothing to accept yet
+    REQUIRE(send(client.get(), "\x16", 1, 0) == 1);
+    CHECK(poll(&p, 1, 2000) == 1);
+    UniqueFd accepted(accept4(listeners[0].get(), nullptr, nullptr, SOCK_CLOEXEC));
+    REQUIRE(accepted);
+    char byte = 0;
+    CHECK(recv(accepted.get(), &byte, 1, MSG_DONTWAIT) == 1); // the first bytes are there
+    CHECK(byte == '\x16');
+}
