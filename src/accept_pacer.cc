@@ -5,13 +5,11 @@
 
 namespace sniproxy {
 
-bool AcceptPacer::wants_probe()
+bool AcceptPacer::wants_probe(std::int64_t now_ns)
 {
-    if (deep_ || ++since_probe_ >= sample_every) {
-        since_probe_ = 0;
-        return true;
-    }
-    return false;
+    const bool busy = last_ns_ != 0 && now_ns - last_ns_ < busy_gap_ns;
+    last_ns_ = now_ns;
+    return busy;
 }
 
 std::size_t AcceptPacer::budget(Probe probe, std::size_t queued)
@@ -20,12 +18,10 @@ std::size_t AcceptPacer::budget(Probe probe, std::size_t queued)
     case Probe::skipped:
         return 1;
     case Probe::answered:
-        deep_ = queued > 1;
         return std::min(queued, max_batch);
     case Probe::failed:
         break;
     }
-    deep_ = false;
     return max_batch;
 }
 

@@ -179,10 +179,11 @@ void Parent::accept_batch(int listener)
         AcceptPacer& pacer = pacers_[i];
         std::size_t queued = 0;
         std::string err;
-        budget = !pacer.wants_probe() ? pacer.budget(AcceptPacer::Probe::skipped, 0)
+        using Probe = AcceptPacer::Probe;
+        budget = !pacer.wants_probe(monotonic_ns()) ? AcceptPacer::budget(Probe::skipped, 0)
             : accept_queue_length(listener, &queued, &err)
-            ? pacer.budget(AcceptPacer::Probe::answered, queued)
-            : pacer.budget(AcceptPacer::Probe::failed, 0); // not TCP: until EAGAIN
+            ? AcceptPacer::budget(Probe::answered, queued)
+            : AcceptPacer::budget(Probe::failed, 0); // not TCP: until EAGAIN
     }
     Pending batch[max_handover];
     std::size_t n = 0;
