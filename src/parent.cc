@@ -27,6 +27,19 @@ namespace {
     // Messages read from one worker per wake-up (see read_worker), max_receive_batch a call.
     constexpr int max_messages_per_read = 256;
 
+    // How many to accept from `listener` on this readiness (accept_pacer.h).
+    std::size_t accept_budget(AcceptPacer& pacer, int listener)
+    {
+        using Probe = AcceptPacer::Probe;
+        if (!pacer.wants_probe(monotonic_ns()))
+            return AcceptPacer::budget(Probe::skipped, 0);
+        std::size_t queued = 0;
+        std::string err; // not TCP (a socket passed to us): until EAGAIN, as ever
+        return accept_queue_length(listener, &queued, &err)
+            ? AcceptPacer::budget(Probe::answered, queued)
+            : AcceptPacer::budget(Probe::failed, 0);
+    }
+
     // Arms `ev` for `at_ns` (0: disarmed), touching libevent only when the time changed.
     void arm(event* ev, std::int64_t at_ns, std::int64_t& armed)
     {
@@ -173,18 +186,9 @@ void Parent::accept_batch(int listener)
 {
     LogBatch lines; // refusals of this wake-up leave in one write
     std::size_t budget = AcceptPacer::max_batch;
-    for (std::size_t i = 0; i < listeners_.size(); i++) {
-        if (listeners_[i].get() != listener)
-            continue;
-        AcceptPacer& pacer = pacers_[i];
-        std::size_t queued = 0;
-        std::string err;
-        using Probe = AcceptPacer::Probe;
-        budget = !pacer.wants_probe(monotonic_ns()) ? AcceptPacer::budget(Probe::skipped, 0)
-            : accept_queue_length(listener, &queued, &err)
-            ? AcceptPacer::budget(Probe::answered, queued)
-            : AcceptPacer::budget(Probe::failed, 0); // not TCP: until EAGAIN
-    }
+    for (std::size_t i = 0; i < listeners_.size(); i++)
+        if (listeners_[i].get() == listener)
+            budget = accept_budget(pacers_[i], listener);
     Pending batch[max_handover];
     std::size_t n = 0;
     for (std::size_t i = 0; i < budget && dispatcher_.wants_accepting(); i++) {
