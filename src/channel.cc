@@ -78,49 +78,121 @@ int send_messages(int channel, std::span<const Outgoing> messages)
     }
 }
 
+namespace {
+    // Where one record lands: the type byte into out.type, the payload straight into
+    // out.payload. One byte more than a valid record may hold, so that an oversized one shows.
+    struct Landing {
+        iovec iov[2];
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
+    };
+
+    void prepare(Received& out, Landing& l, msghdr& msg)
+    {
+        for (std::size_t i = 0; i < out.nfds; i++)
+            out.fds[i].reset();
+        out.nfds = 0;
+        out.fds_truncated = false;
+        l.iov[0] = { &out.type, 1 };
+        l.iov[1] = { out.payload, max_message };
+        msg = {};
+        msg.msg_iov = l.iov;
+        msg.msg_iovlen = 2;
+        msg.msg_control = l.control;
+        msg.msg_controllen = sizeof l.control;
+    }
+
+    // One record of n > 0 bytes received into `out` through `msg`: takes every descriptor
+    // first, so none leaks whatever happens next, then says whether the record fit.
+    Recv take(const msghdr& msg, std::size_t n, Received& out)
+    {
+        UniqueFd fds[max_fds];
+        std::size_t nfds = 0;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count && nfds < max_fds; i++) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                fds[nfds++].reset(fd);
+            }
+        }
+        out.payload_len = std::min(n - 1, max_message);
+        out.nfds = std::min(nfds, max_fds_per_message);
+        for (std::size_t i = 0; i < out.nfds; i++)
+            out.fds[i] = std::move(fds[i]);
+        out.fds_truncated = (msg.msg_flags & MSG_CTRUNC) != 0 || nfds > max_fds_per_message;
+        if (msg.msg_flags & MSG_TRUNC || n > max_message || out.fds_truncated)
+            return Recv::invalid;
+        return Recv::message;
+    }
+
+    Recv failed(int err)
+    {
+        return err == EAGAIN || err == EWOULDBLOCK ? Recv::again : Recv::error;
+    }
+} // namespace
+
 Recv receive_message(int channel, Received& out)
 {
-    std::uint8_t buf[max_message + 1];
-    iovec iov { buf, sizeof buf };
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds)];
-    msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    Landing l;
+    msghdr msg;
+    prepare(out, l, msg);
     ssize_t n;
     do
         n = recvmsg(channel, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? Recv::again : Recv::error;
+        return failed(errno);
     if (n == 0)
         return Recv::eof;
+    return take(msg, static_cast<std::size_t>(n), out);
+}
 
-    // Take ownership of every descriptor first, so none leaks whatever happens next.
-    UniqueFd fds[max_fds];
-    std::size_t nfds = 0;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < count && nfds < max_fds; i++) {
-            int fd;
-            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            fds[nfds++].reset(fd);
-        }
+struct ReceiveBatch::Landings {
+    Landing at[max_receive_batch];
+    mmsghdr msgs[max_receive_batch];
+};
+
+ReceiveBatch::ReceiveBatch()
+    : landings_(std::make_unique<Landings>())
+{
+}
+
+ReceiveBatch::~ReceiveBatch() = default;
+
+void ReceiveBatch::release()
+{
+    for (std::size_t i = 0; i < count; i++)
+        for (std::size_t k = 0; k < messages[i].nfds; k++)
+            messages[i].fds[k].reset();
+}
+
+void receive_messages(int channel, ReceiveBatch& batch)
+{
+    batch.release();
+    batch.count = 0;
+    ReceiveBatch::Landings& l = *batch.landings_;
+    for (std::size_t i = 0; i < max_receive_batch; i++)
+        prepare(batch.messages[i], l.at[i], l.msgs[i].msg_hdr);
+    int got;
+    do
+        got = recvmmsg(channel, l.msgs, max_receive_batch, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, nullptr);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        batch.end = failed(errno);
+        return;
     }
-    out.type = static_cast<Msg>(buf[0]);
-    out.payload_len = std::min(static_cast<std::size_t>(n) - 1, max_message);
-    std::memcpy(out.payload, buf + 1, out.payload_len);
-    out.nfds = std::min(nfds, max_fds_per_message);
-    for (std::size_t i = 0; i < out.nfds; i++)
-        out.fds[i] = std::move(fds[i]);
-    out.fds_truncated = (msg.msg_flags & MSG_CTRUNC) != 0 || nfds > max_fds_per_message;
-    if (msg.msg_flags & MSG_TRUNC || static_cast<std::size_t>(n) > max_message
-        || out.fds_truncated)
-        return Recv::invalid;
-    return Recv::message;
+    batch.end = static_cast<std::size_t>(got) < max_receive_batch ? Recv::again : Recv::message;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(got); i++) {
+        const std::size_t n = l.msgs[i].msg_len;
+        if (n == 0) { // the worker's end closed: what came before it still counts
+            batch.end = Recv::eof;
+            return;
+        }
+        batch.results[i] = take(l.msgs[i].msg_hdr, n, batch.messages[i]);
+        batch.count = i + 1;
+    }
 }
 
 std::int64_t monotonic_ns()

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 namespace sniproxy {
@@ -49,6 +50,33 @@ struct Received {
 // (closed with it), whatever the result. The type and payload are kept even for an invalid
 // message, so that the receiver can tell what it stood for.
 Recv receive_message(int channel, Received& out);
+
+// Up to max_receive_batch messages in one system call (recvmmsg), each checked as
+// receive_message checks one: messages[i] with results[i] (message or invalid) for i <
+// count, then `end` says why there are no more: again (the channel is empty, or it filled
+// while we read: the caller's readiness event fires again), eof, error, or message (the
+// batch is full and more may wait). Descriptors of a message are owned by it until the
+// next receive_messages or release().
+constexpr std::size_t max_receive_batch = 64;
+class ReceiveBatch {
+public:
+    ReceiveBatch();
+    ~ReceiveBatch();
+    ReceiveBatch(const ReceiveBatch&) = delete;
+    ReceiveBatch& operator=(const ReceiveBatch&) = delete;
+    void release(); // closes every descriptor the batch still holds
+
+    Received messages[max_receive_batch];
+    Recv results[max_receive_batch] {};
+    std::size_t count = 0;
+    Recv end = Recv::again;
+
+private:
+    friend void receive_messages(int channel, ReceiveBatch& batch);
+    struct Landings; // the kernel's headers, kept out of this header
+    std::unique_ptr<Landings> landings_;
+};
+void receive_messages(int channel, ReceiveBatch& batch);
 
 // Monotonic clock in nanoseconds, shared by both sides for the hello deadline.
 std::int64_t monotonic_ns();

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <unistd.h>
@@ -126,6 +127,25 @@ bool adopt_listeners(std::vector<UniqueFd>* out, std::string* how, std::string* 
         return true;
     }
     return false;
+}
+
+void defer_accept(const std::vector<UniqueFd>& listeners, int seconds)
+{
+    for (const UniqueFd& l : listeners) // fails harmlessly on a non-TCP socket handed to us
+        setsockopt(l.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds);
+}
+
+bool accept_queue_length(int listener, std::size_t* queued, std::string* err)
+{
+    tcp_info info {};
+    socklen_t len = sizeof info;
+    if (getsockopt(listener, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
+        return set_error(err, errno_message("TCP_INFO", errno));
+    if (len < offsetof(tcp_info, tcpi_unacked) + sizeof info.tcpi_unacked
+        || info.tcpi_state != TCP_LISTEN)
+        return set_error(err, "TCP_INFO: not a TCP listener");
+    *queued = info.tcpi_unacked;
+    return true;
 }
 
 void detach_stdio_sockets()

@@ -29,6 +29,18 @@ bool bind_and_listen(int fd, const sockaddr_storage& addr, socklen_t len, const 
 // where they came from, `*err` is set when something was passed but is unusable.
 bool adopt_listeners(std::vector<UniqueFd>* out, std::string* how, std::string* err);
 
+// TCP_DEFER_ACCEPT on each TCP listener, for `seconds` (the hello timeout): the kernel
+// queues a connection for accept once its first bytes arrive, so the hello is there when the
+// worker first reads, and a client that stays silent is not accepted at all until the
+// period is over (Linux rounds it up to its SYN-ACK retransmissions: 1, 3, 7, 15, 31... s;
+// then it queues the connection anyway, and the hello timeout applies from then on).
+// Called for every listener, bound or passed (systemd, inetd, the old parent on upgrade).
+void defer_accept(const std::vector<UniqueFd>& listeners, int seconds);
+
+// How many connections wait in a TCP listener's accept queue (TCP_INFO: on a listener,
+// tcpi_unacked is the queue's length). False with a reason for any other socket.
+bool accept_queue_length(int listener, std::size_t* queued, std::string* err);
+
 // inetd "wait" passes the listening socket as stdin, stdout and stderr: once adopted, point
 // any standard descriptor that is a listening socket at /dev/null, so that no worker (and no
 // log line) ever writes to it.

@@ -3,12 +3,14 @@
 
 #include "escape.h"
 
+#include <limits.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 namespace sniproxy {
 
@@ -20,15 +22,61 @@ namespace {
     bool g_syslog = false;
     char g_ident[32]; // "sniproxyd[PID]" for a worker's record sent to syslog
 
+    int g_batch_depth = 0; // LogBatch nesting
+    std::string g_pending; // whole lines for stderr, written when the outermost batch ends
+
+    void write_all(std::string_view bytes)
+    {
+        while (!bytes.empty()) {
+            const ssize_t n = write(STDERR_FILENO, bytes.data(), bytes.size());
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return; // nowhere to say it
+            bytes.remove_prefix(static_cast<std::size_t>(n));
+        }
+    }
+
+    void flush_pending()
+    {
+        const int saved = errno;
+        write_all(g_pending);
+        g_pending.clear();
+        errno = saved;
+    }
+
     void stderr_sink(LogLevel, std::string_view message)
     {
         if (g_pid == 0) // logging before log_to_stderr() (or after a sink was removed)
             g_pid = getpid();
-        std::fprintf(stderr, "sniproxyd[%d]: %.*s\n",
-            static_cast<int>(g_record_pid ? g_record_pid : g_pid), static_cast<int>(message.size()),
-            message.data());
+        char prefix[40];
+        const int n = std::snprintf(prefix, sizeof prefix, "sniproxyd[%d]: ",
+            static_cast<int>(g_record_pid ? g_record_pid : g_pid));
+        std::string text(prefix, static_cast<std::size_t>(std::max(n, 0)));
+        text += message;
+        text += '\n';
+        if (g_batch_depth == 0) {
+            const int saved = errno;
+            write_all(text);
+            errno = saved;
+            return;
+        }
+        if (g_pending.size() + text.size() > PIPE_BUF)
+            flush_pending();
+        g_pending += text;
     }
 } // namespace
+
+LogBatch::LogBatch()
+{
+    g_batch_depth++;
+}
+
+LogBatch::~LogBatch()
+{
+    if (--g_batch_depth == 0 && !g_pending.empty())
+        flush_pending();
+}
 
 void log_set_verbosity(int verbosity)
 {

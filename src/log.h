@@ -28,6 +28,19 @@ void log_line(LogLevel level, std::string_view message);
 // The parent writing a worker's record: the line carries the worker's pid, not the parent's
 // ("sniproxyd[WORKER]: ..."), on stderr and in syslog alike.
 void log_record_of(pid_t pid, LogLevel level, std::string_view message);
+// While one is alive, lines for stderr collect in a buffer and leave in as few write()s as
+// fit (whole lines, at most PIPE_BUF bytes each, so that a pipe never interleaves another
+// writer's output into one) when the outermost LogBatch ends: one wake-up's lines cost one
+// system call instead of one each, and none waits past the batch it was logged in.
+// syslog takes one send per line whatever we do (syslog(3) sends each message alone).
+class LogBatch {
+public:
+    LogBatch();
+    ~LogBatch();
+    LogBatch(const LogBatch&) = delete;
+    LogBatch& operator=(const LogBatch&) = delete;
+};
+
 // logf, then ": " and strerror of errno as it was on entry: the one way to log a failed call.
 [[gnu::format(printf, 2, 3)]] void logf_errno(LogLevel level, const char* format, ...);
 // "what: strerror(err)": the one way to put a failed call into an error string.

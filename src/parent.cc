@@ -5,6 +5,7 @@
 
 #include "parent_channel.h"
 
+#include "listeners.h"
 #include "log.h"
 #include "metrics_process.h"
 #include "protocol.h"
@@ -23,9 +24,21 @@
 namespace sniproxy {
 
 namespace {
-    constexpr int accept_batch_max = 64;
-    // Messages read from one worker per wake-up (see read_worker).
+    // Messages read from one worker per wake-up (see read_worker), max_receive_batch a call.
     constexpr int max_messages_per_read = 256;
+
+    // How many to accept from `listener` on this readiness (accept_pacer.h).
+    std::size_t accept_budget(AcceptPacer& pacer, int listener)
+    {
+        using Probe = AcceptPacer::Probe;
+        if (!pacer.wants_probe(monotonic_ns()))
+            return AcceptPacer::budget(Probe::skipped, 0);
+        std::size_t queued = 0;
+        std::string err; // not TCP (a socket passed to us): until EAGAIN, as ever
+        return accept_queue_length(listener, &queued, &err)
+            ? AcceptPacer::budget(Probe::answered, queued)
+            : AcceptPacer::budget(Probe::failed, 0);
+    }
 
     // Arms `ev` for `at_ns` (0: disarmed), touching libevent only when the time changed.
     void arm(event* ev, std::int64_t at_ns, std::int64_t& armed)
@@ -82,6 +95,7 @@ int Parent::run()
         logf(LogLevel::err, "cannot create the event loop");
         return 1;
     }
+    pacers_.resize(listeners_.size());
     for (UniqueFd& l : listeners_)
         listen_events_.emplace_back(
             event_new(base_.get(), l.get(), EV_READ | EV_PERSIST, on_accept, this));
@@ -166,13 +180,18 @@ void Parent::on_accept(evutil_socket_t fd, short, void* arg)
     self->sync();
 }
 
-// Accepts what the backlog holds (up to accept_batch_max) and hands it over in messages of
+// Accepts as many as the pacer says (accept_pacer.h) and hands them over in messages of
 // up to max_handover connections, so a busy parent and worker wake once per batch.
 void Parent::accept_batch(int listener)
 {
+    LogBatch lines; // refusals of this wake-up leave in one write
+    std::size_t budget = AcceptPacer::max_batch;
+    for (std::size_t i = 0; i < listeners_.size(); i++)
+        if (listeners_[i].get() == listener)
+            budget = accept_budget(pacers_[i], listener);
     Pending batch[max_handover];
     std::size_t n = 0;
-    for (int i = 0; i < accept_batch_max && dispatcher_.wants_accepting(); i++) {
+    for (std::size_t i = 0; i < budget && dispatcher_.wants_accepting(); i++) {
         ConnectionInfo info;
         socklen_t len = sizeof info.peer;
         UniqueFd fd(accept4(
@@ -260,24 +279,29 @@ void Parent::on_tick(evutil_socket_t, short, void* arg)
 void Parent::read_worker(WorkerSlot& w)
 {
     auto& channel = static_cast<Channel&>(*w.channel);
+    // One batch for every channel: the parent reads one channel at a time.
+    static ReceiveBatch batch;
+    LogBatch lines; // the records of this wake-up leave in as few writes as they fit
     // A bounded number per wake-up: a worker that writes without pause must not keep the
     // parent from accepting or from reading the others (the event fires again).
-    for (int i = 0; i < max_messages_per_read; i++) {
-        Received m;
-        const Recv r = receive_message(channel.fd(), m);
-        if (r == Recv::again)
-            return;
-        if (r == Recv::eof || r == Recv::error) {
-            channel.stop_reading(); // it is exiting; SIGCHLD does the rest
+    for (int read = 0; read < max_messages_per_read;) {
+        receive_messages(channel.fd(), batch);
+        read += static_cast<int>(batch.count);
+        bool stop = false;
+        for (std::size_t i = 0; i < batch.count && !stop; i++) {
+            // A worker's records are bounded by its encoder: one that does not fit is a lie.
+            if (batch.results[i] == Recv::invalid)
+                supervisor_.violation(w, "a message that does not fit");
+            stop = batch.results[i] == Recv::invalid
+                || !supervisor_.on_message(w, batch.messages[i]);
+        }
+        batch.release(); // what a message carried and nobody took is closed now
+        if (stop || batch.end == Recv::eof || batch.end == Recv::error) {
+            channel.stop_reading(); // violated, or exiting: SIGCHLD does the rest
             return;
         }
-        // A worker's records are bounded by its encoder: one that does not fit is a lie too.
-        if (r == Recv::invalid)
-            supervisor_.violation(w, "a message that does not fit");
-        if (r == Recv::invalid || !supervisor_.on_message(w, m)) {
-            channel.stop_reading();
+        if (batch.end == Recv::again)
             return;
-        }
     }
 }
 

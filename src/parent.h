@@ -4,6 +4,7 @@
 #pragma once
 
 #include "accept_gate.h"
+#include "accept_pacer.h"
 #include "dispatcher.h"
 #include "event_ptr.h"
 #include "fd.h"
@@ -76,6 +77,7 @@ private:
     EventBasePtr base_;
     std::vector<UniqueFd> listeners_;
     std::vector<EventPtr> listen_events_;
+    std::vector<AcceptPacer> pacers_; // one per listener, same order
     std::vector<EventPtr> signal_events_;
     EventPtr resume_event_; // Dispatcher::paused_until_ns
     EventPtr respawn_event_; // Supervisor::next_respawn_ns

@@ -261,10 +261,16 @@ namespace {
         // SO_ATTACH_FILTER on a client's socket).
         if (!allow(ctx, "getsockopt", { arg(1, SCMP_CMP_EQ, SOL_SOCKET) }, error))
             return false;
+        // TCP_INFO, read only: the accept queue's length, so that a batch of accepts need
+        // not end with a failing accept4 (accept_pacer.h).
+        if (!allow(ctx, "getsockopt",
+                { arg(1, SCMP_CMP_EQ, IPPROTO_TCP), arg(2, SCMP_CMP_EQ, TCP_INFO) }, error))
+            return false;
         const std::pair<int, int> options[] = { { SOL_SOCKET, SO_KEEPALIVE },
             { SOL_SOCKET, SO_REUSEADDR }, { IPPROTO_TCP, TCP_NODELAY },
             { IPPROTO_TCP, TCP_KEEPIDLE }, { IPPROTO_TCP, TCP_KEEPINTVL },
-            { IPPROTO_TCP, TCP_KEEPCNT }, { IPPROTO_IPV6, IPV6_V6ONLY } };
+            { IPPROTO_TCP, TCP_KEEPCNT }, { IPPROTO_TCP, TCP_DEFER_ACCEPT },
+            { IPPROTO_IPV6, IPV6_V6ONLY } };
         for (auto [level, name] : options)
             if (!allow(ctx, "setsockopt",
                     { arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(level)),

@@ -69,7 +69,8 @@ int check_only(const Options& o)
     return print_findings(findings) ? 1 : 0;
 }
 
-bool open_listeners(const Options& o, bool upgrading, std::vector<UniqueFd>* out, std::string* err)
+bool open_or_adopt_listeners(
+    const Options& o, bool upgrading, std::vector<UniqueFd>* out, std::string* err)
 {
     std::vector<ListenAddress> addresses;
     if (upgrading) { // the old parent's sockets, whatever -l says
@@ -96,6 +97,16 @@ bool open_listeners(const Options& o, bool upgrading, std::vector<UniqueFd>* out
             return false;
     }
     return bind_listeners(addresses, out, err);
+}
+
+// Whichever way the listeners came, silent clients wait in the kernel for up to the hello
+// timeout before they reach accept (listeners.h).
+bool open_listeners(const Options& o, bool upgrading, std::vector<UniqueFd>* out, std::string* err)
+{
+    if (!open_or_adopt_listeners(o, upgrading, out, err))
+        return false;
+    defer_accept(*out, o.hello_timeout);
+    return true;
 }
 
 // Lets each worker hold as many connections as the hard limit allows.

@@ -243,3 +243,61 @@ TEST_CASE("oversized messages are refused on both ends")
     Received m;
     CHECK(receive_message(p.b.get(), m) == Recv::invalid);
 }
+
+TEST_CASE("a batch is read with one call, and each of its messages is checked alone")
+{
+    Pair p;
+    const std::uint8_t hi[] = { 6, 'h', 'i' }, closed[] = { 3, 0, 0, 0 };
+    REQUIRE(send_message(p.a.get(), Msg::log, hi) == 0);
+    // A log record carrying a descriptor: decoding refuses it, and the batch closes it.
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    REQUIRE(send_message_with_fds(p.a.get(), Msg::log, hi, { &devnull, 1 }) == 0);
+    close(devnull);
+    std::uint8_t big[max_message + 10] = { 'L' };
+    REQUIRE(send(p.a.get(), big, sizeof big, 0) == static_cast<ssize_t>(sizeof big));
+    REQUIRE(send_message(p.a.get(), Msg::closed, closed) == 0);
+
+    const int next_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    close(next_free);
+    ReceiveBatch batch;
+    receive_messages(p.b.get(), batch);
+    REQUIRE(batch.count == 4);
+    CHECK(batch.end == Recv::again);
+    CHECK((batch.results[0] == Recv::message && batch.messages[0].type == Msg::log
+        && batch.messages[0].payload_len == 3 && batch.messages[0].nfds == 0));
+    CHECK(batch.results[1] == Recv::message);
+    CHECK(batch.messages[1].nfds == 1);
+    FromWorker msg;
+    std::string err;
+    CHECK(decode_from_worker(batch.messages[0], &msg, &err));
+    CHECK_FALSE(decode_from_worker(batch.messages[1], &msg, &err));
+    CHECK(err.find("descriptor") != std::string::npos);
+    CHECK(batch.results[2] == Recv::invalid); // oversized
+    CHECK((batch.results[3] == Recv::message && batch.messages[3].type == Msg::closed));
+    batch.release();
+    const int again = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(again == next_free);
+    close(again);
+
+    receive_messages(p.b.get(), batch);
+    CHECK(batch.count == 0);
+    CHECK(batch.end == Recv::again);
+}
+
+TEST_CASE("a full batch says more may wait; the end of file comes after what was sent")
+{
+    Pair p;
+    const std::uint8_t rec[] = { 6, 'x' };
+    for (std::size_t i = 0; i < max_receive_batch + 3; i++)
+        REQUIRE(send_message(p.a.get(), Msg::log, rec) == 0);
+    p.a.reset();
+    ReceiveBatch batch;
+    receive_messages(p.b.get(), batch);
+    CHECK(batch.count == max_receive_batch);
+    CHECK(batch.end == Recv::message);
+    receive_messages(p.b.get(), batch);
+    CHECK(batch.count == 3);
+    CHECK(batch.end == Recv::eof);
+    for (std::size_t i = 0; i < batch.count; i++)
+        CHECK(batch.results[i] == Recv::message);
+}

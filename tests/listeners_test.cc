@@ -66,3 +66,54 @@ TEST_CASE("accepted sockets carry keepalive and no-delay from the listener", "[l
     CHECK(keepalive_interval_s * keepalive_probes == 60);
     CHECK(int_option(accepted.get(), IPPROTO_TCP, TCP_NODELAY) == 1);
 }
+
+TEST_CASE("the kernel tells a TCP listener's queue length, and only a TCP listener's",
+    "[listeners]")
+{
+    sockaddr_in a;
+    const UniqueFd listener = test::loopback_listener(&a);
+    std::size_t queued = 99;
+    std::string err;
+    REQUIRE(accept_queue_length(listener.get(), &queued, &err));
+    CHECK(queued == 0);
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 2; i++) { // the helper's backlog of 1 queues two
+        clients.emplace_back(socket(AF_INET, SOCK_STREAM, 0));
+        REQUIRE(connect(clients.back().get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    }
+    pollfd p { listener.get(), POLLIN, 0 };
+    REQUIRE(poll(&p, 1, 2000) == 1);
+    REQUIRE(accept_queue_length(listener.get(), &queued, &err));
+    CHECK(queued == 2);
+    UniqueFd accepted(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    REQUIRE(accepted);
+    REQUIRE(accept_queue_length(listener.get(), &queued, &err));
+    CHECK(queued == 1);
+    // An accepted connection is no listener; neither is a Unix socket.
+    CHECK_FALSE(accept_queue_length(accepted.get(), &queued, &err));
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    const UniqueFd x(sv[0]), y(sv[1]);
+    CHECK_FALSE(accept_queue_length(x.get(), &queued, &err));
+    CHECK(err.find("TCP_INFO") != std::string::npos);
+}
+
+TEST_CASE("a deferring listener accepts a client once it has sent something", "[listeners]")
+{
+    sockaddr_in a;
+    std::vector<UniqueFd> listeners;
+    listeners.push_back(test::loopback_listener(&a));
+    defer_accept(listeners, 10);
+    CHECK(int_option(listeners[0].get(), IPPROTO_TCP, TCP_DEFER_ACCEPT) > 0);
+    UniqueFd client(socket(AF_INET, SOCK_STREAM, 0));
+    REQUIRE(connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    pollfd p { listeners[0].get(), POLLIN, 0 };
+    CHECK(poll(&p, 1, 300) == 0); // connected, silent: nothing to accept yet
+    REQUIRE(send(client.get(), "\x16", 1, 0) == 1);
+    CHECK(poll(&p, 1, 2000) == 1);
+    UniqueFd accepted(accept4(listeners[0].get(), nullptr, nullptr, SOCK_CLOEXEC));
+    REQUIRE(accepted);
+    char byte = 0;
+    CHECK(recv(accepted.get(), &byte, 1, MSG_DONTWAIT) == 1); // the first bytes are there
+    CHECK(byte == '\x16');
+}

@@ -2,8 +2,12 @@
 #include "catch.h"
 #include "log.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <vector>
 
 using namespace sniproxy;
@@ -48,4 +52,69 @@ TEST_CASE("logf_errno appends the errno it was called with; set_error fails")
     std::string err;
     CHECK_FALSE(set_error(&err, "-l: bad"));
     CHECK(err == "-l: bad");
+}
+
+namespace {
+// Points stderr at a pipe for the life of the object; read() returns what reached it.
+struct CapturedStderr {
+    int pipe_fds[2] = { -1, -1 };
+    int saved = -1;
+    CapturedStderr()
+    {
+        REQUIRE(pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) == 0);
+        saved = dup(STDERR_FILENO);
+        dup2(pipe_fds[1], STDERR_FILENO);
+    }
+    ~CapturedStderr()
+    {
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+    }
+    std::string read_all()
+    {
+        std::string out;
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(pipe_fds[0], buf, sizeof buf)) > 0)
+            out.append(buf, static_cast<std::size_t>(n));
+        return out;
+    }
+};
+} // namespace
+
+TEST_CASE("a batch's lines reach stderr when it ends, whole and in order; none waits longer")
+{
+    CapturedStderr cap;
+    log_to_stderr();
+    const std::string pid = std::to_string(getpid());
+    logf(LogLevel::info, "alone");
+    CHECK(cap.read_all() == "sniproxyd[" + pid + "]: alone\n"); // no batch: at once
+    std::string expected;
+    {
+        LogBatch outer;
+        {
+            LogBatch inner;
+            log_record_of(4242, LogLevel::info, "from a worker");
+            expected += "sniproxyd[4242]: from a worker\n";
+        }
+        logf(LogLevel::notice, "line %d", 1);
+        expected += "sniproxyd[" + pid + "]: line 1\n";
+        CHECK(cap.read_all().empty()); // held until the outermost batch ends
+    }
+    CHECK(cap.read_all() == expected);
+
+    // More than a pipe takes in one atomic write (PIPE_BUF): all of it arrives, in order.
+    expected.clear();
+    {
+        LogBatch batch;
+        for (int i = 0; i < 200; i++) {
+            const std::string text = "record " + std::to_string(i) + std::string(40, 'x');
+            log_line(LogLevel::info, text);
+            expected += "sniproxyd[" + pid + "]: " + text + "\n";
+        }
+    }
+    CHECK(cap.read_all() == expected);
+    log_set_sink(nullptr);
 }

@@ -816,6 +816,17 @@ TEST_CASE("a confined parent still starts programs from its own directory, and l
             out, syscall(SYS_ptrace, 0 /* TRACEME */, 0, 0, 0) < 0 && errno == EPERM, "no ptrace");
 #endif
         child_check(out, syscall(SYS_bpf, 0, nullptr, 0) < 0 && errno == EPERM, "no bpf");
+        // Of the TCP-level options it reads TCP_INFO (the accept queue) and nothing else.
+        tcp_info info {};
+        socklen_t len = sizeof info;
+        child_check(out,
+            getsockopt(sv[0], IPPROTO_TCP, TCP_INFO, &info, &len) == 0 || errno != EPERM,
+            "TCP_INFO allowed");
+        char name[16];
+        len = sizeof name;
+        child_check(out,
+            getsockopt(sv[0], IPPROTO_TCP, TCP_CONGESTION, name, &len) < 0 && errno == EPERM,
+            "no other TCP getsockopt");
         child_check(out, syscall(SYS_unshare, CLONE_NEWNET) < 0 && errno == EPERM, "no unshare");
         // ... and, where the kernel has Landlock, files outside its short list.
         if (syscall(SYS_landlock_create_ruleset, nullptr, 0, 1) > 0) {

@@ -2,8 +2,9 @@
 """bad_input_test.py: what a client sending something wrong gets, and what it does not.
 
 Non-TLS bytes are closed without an answer; malformed hellos get the alert DESIGN.md names;
-invalid SNIs get unrecognized_name and never reach _default; a slow or silent client is
-closed at -T (counted from accept, not earlier); a backend that is down gets internal_error.
+invalid SNIs get unrecognized_name and never reach _default; a slow client is closed at -T
+(counted from accept, not earlier), a silent one is accepted only after -T (the listeners'
+TCP_DEFER_ACCEPT) and closed -T later; a backend that is down gets internal_error.
 In every case the log line says why, up=0, and no backend sees a byte.
 """
 import os
@@ -171,8 +172,14 @@ class BadInputTest(DaemonTestCase):
         d = self.start_daemon(hello_timeout=T)
         with connect(d.port) as s:
             start = time.monotonic()
+            # TCP_DEFER_ACCEPT: a silent client waits in the kernel for -T (rounded up to the
+            # SYN-ACK retransmissions: 3 s for T=2) before it is accepted, then -T more.
+            deferred = 3
             self.assertStillOpen(s, start + T - 0.5)
-            self.assertEqual(read_to_eof(s, timeout=start + T + 1.5 - time.monotonic()), b"")
+            self.assertEqual(
+                read_to_eof(s, timeout=start + deferred + T + 1.5 - time.monotonic()), b"")
+            self.assertGreater(time.monotonic() - start, deferred + T - 0.5,
+                               "closed before the deferred period and -T were over")
             log = d.connection_log(s.getsockname()[1])
         self.assertEqual((log["result"], log["sni"], log["up"]), ("timeout", "-", 0))
 

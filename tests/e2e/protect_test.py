@@ -38,6 +38,15 @@ def connect_from(source, port, host="127.0.0.1", timeout=5):
     return s
 
 
+def begun_from(source, port, host="127.0.0.1", timeout=5):
+    """A client that has sent the first byte of its hello. The listeners defer accept
+    (TCP_DEFER_ACCEPT) until a client sends something: one that connects and stays silent
+    is not accepted, counted or refused until -T has passed."""
+    s = connect_from(source, port, host, timeout)
+    s.sendall(b"\x16")
+    return s
+
+
 def echo_from(source, d, name="example.com"):
     """A connection routed to the echo backend, proven by the echo of its hello."""
     s = connect_from(source, d.port, d.host)
@@ -74,7 +83,7 @@ class ProtectTest(harness.DaemonTestCase):
         return d.wait_lines(lambda l: f"client={source}:{port} " in l, 1)[0]
 
     def assert_refused(self, d, source, result):
-        s = connect_from(source, d.port, d.host)
+        s = begun_from(source, d.port, d.host)
         port = s.getsockname()[1]
         self.assertTrue(refused_at_once(s), "a byte from a refused connection")
         self.assertIn(f"result={result} ", self.result_of(d, source, port))
@@ -94,16 +103,16 @@ class ProtectTest(harness.DaemonTestCase):
 
     def test_source_hellos_and_the_hello_phase(self):
         d = self.start("source-hellos=2", hello_timeout=10)
-        silent = [connect_from("127.0.0.4", d.port) for _ in range(2)]
+        silent = [begun_from("127.0.0.4", d.port) for _ in range(2)]
         settle()
         self.assert_refused(d, "127.0.0.4", "limit-hellos")
         echo_from("127.0.0.5", d).close()
-        # One sends its hello: it leaves the hello phase, and one more may wait in it.
+        # One sends the rest of its hello: it leaves the hello phase, and one more may wait.
         hello = client_hello("example.com")
-        silent[0].sendall(hello)
+        silent[0].sendall(hello[1:])
         self.assertEqual(read_exactly(silent[0], len(hello)), hello)
         settle()
-        silent.append(connect_from("127.0.0.4", d.port))
+        silent.append(begun_from("127.0.0.4", d.port))
         settle()
         self.assert_refused(d, "127.0.0.4", "limit-hellos")
         for s in silent:
@@ -111,9 +120,10 @@ class ProtectTest(harness.DaemonTestCase):
 
     def test_source_rate(self):
         d = self.start("source-rate=2/3")
-        held = [connect_from("127.0.0.6", d.port) for _ in range(3)]  # the burst
+        held = [begun_from("127.0.0.6", d.port) for _ in range(3)]  # the burst
+        settle()  # accepted once their first byte is in
         self.assert_refused(d, "127.0.0.6", "limit-rate")
-        held.append(connect_from("127.0.0.7", d.port))  # others have their own bucket
+        held.append(begun_from("127.0.0.7", d.port))  # others have their own bucket
         time.sleep(0.6)  # one token back at 2 a second
         held.append(echo_from("127.0.0.6", d))
         for s in held:
@@ -147,7 +157,7 @@ class ProtectTest(harness.DaemonTestCase):
         d = self.start("source-max=1", host="::1")
         one = echo_from(addresses[0], d)
         settle()
-        s = connect_from(addresses[1], d.port, "::1")
+        s = begun_from(addresses[1], d.port, "::1")
         port = s.getsockname()[1]
         self.assertTrue(refused_at_once(s))
         self.assertIn("result=limit-source ", self.result_of(d, f"[{addresses[1]}]", port))
@@ -260,7 +270,8 @@ class SlowlorisTest(harness.DaemonTestCase):
                 if stop.is_set():
                     return
                 try:
-                    s = connect_from(f"127.0.1.{1 + i % 50}", d.port, timeout=2)
+                    # One byte: a client wholly silent is not even accepted (see begun_from).
+                    s = begun_from(f"127.0.1.{1 + i % 50}", d.port, timeout=2)
                     silent.append(s)
                 except OSError:
                     pass
