@@ -4,6 +4,7 @@
 #include "parent.h"
 
 #include "parent_channel.h"
+#include "parent_upgrade.h"
 
 #include "log.h"
 #include "metrics_process.h"
@@ -97,6 +98,8 @@ int Parent::run()
     evtimer_add(second_event_.get(), &second);
     if (metrics_)
         metrics_->start(base_.get(), options_, identity_);
+    if (invocation_.upgrade_channel)
+        open_upgrade_channel(std::move(invocation_.upgrade_channel), false);
     std::string err;
     if (!supervisor_.start(&err))
         return 1; // the reason is logged

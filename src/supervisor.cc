@@ -194,8 +194,10 @@ void Supervisor::drain(WorkerSlot& w)
 // channel has room (on_room).
 void Supervisor::send_drain(WorkerSlot& w)
 {
+    // Stopping, there is nowhere to go, unless an upgrade's new parent takes them.
+    const bool successor = upgrade_link_ && to_successor_;
     const DrainMsg m { static_cast<std::uint32_t>(settings_.grace_s),
-        settings_.move_connections && !stopping_ };
+        settings_.move_connections && (!stopping_ || successor) };
     const int err = w.channel->send(encode(m));
     if (err == EAGAIN) {
         w.waiting_for_room = true;

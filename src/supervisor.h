@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 namespace sniproxy {
 
@@ -37,6 +38,17 @@ public:
     void stop(bool immediately); // SIGTERM, SIGINT; a second one: immediately
     void upgrade(); // SIGUSR2
     void set_move_connections(bool on) { settings_.move_connections = on; }
+    // The channel of a SIGUSR2 upgrade (nullptr: none, or closed). The old parent
+    // (`to_successor`) drains with moving when it stops, and the established connections go
+    // to the new parent; the new parent takes them over (or gives them back, no room).
+    void set_upgrade_link(UpgradeLink* link, bool to_successor);
+    // One message on the upgrade channel. False when it broke the protocol (logged at err):
+    // the caller closes the channel; nothing else changes.
+    bool on_upgrade_message(Received& m);
+    bool upgrade_link_open() const { return upgrade_link_ != nullptr; }
+    // The new parent: connections taken over from the old one, and given back for want of room.
+    std::size_t moved_from_upgrade() const { return moved_from_upgrade_; }
+    std::size_t upgrade_refused() const { return upgrade_refused_; }
     // A child was reaped (a worker, the upgrade's new binary, or someone else's).
     void child_exited(pid_t pid, int status);
     // The time is `clock.now_ns()`: respawns that are due start, hung drainers are killed.
@@ -65,6 +77,11 @@ private:
     void send_drain(WorkerSlot& w);
     void send_verdict(WorkerSlot& w, const VerdictMsg& m);
     bool forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err);
+    void close_upgrade_link();
+    bool give_back(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);
+    bool move_to_successor(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err);
+    bool adopt_moved(Received& m, const MovingMsg& c, std::string* err);
+    bool take_back(Received& m, const MovingMsg& c, std::string* err);
     void worker_exited(const WorkerSlot& w, int status);
 
     WorkerList& workers_;
@@ -80,6 +97,16 @@ private:
     bool recovery_logged_ = false; // the end of the current crash loop was logged
     bool stopping_ = false;
     bool finished_ = false;
+    UpgradeLink* upgrade_link_ = nullptr;
+    bool to_successor_ = false; // we are the old parent of the upgrade
+    // The old parent: connections sent to the new one, by id, with the worker they came from,
+    // until they come back for want of room (never, mostly; forgotten when the channel closes).
+    struct SentUp {
+        pid_t pid = -1;
+        HeldConnection held;
+    };
+    std::unordered_map<std::uint32_t, SentUp> sent_up_;
+    std::size_t moved_from_upgrade_ = 0, upgrade_refused_ = 0;
 };
 
 // "exited with status 1", "killed by signal 9 (Killed)", ...

@@ -37,6 +37,15 @@ public:
     virtual void wait_for_room() = 0;
 };
 
+// The channel between the old and the new parent of a SIGUSR2 upgrade (SOCK_SEQPACKET, the
+// workers' framing): moving messages go from the old parent to the new one, and back when
+// the new one has no room. Returns 0 or an errno value (EAGAIN: full).
+class UpgradeLink {
+public:
+    virtual ~UpgradeLink() = default;
+    virtual int send_moving(const Encoded& message, std::span<const int> fds) = 0;
+};
+
 // What the parent keeps of each connection a worker holds, by id, until the worker reports it
 // closed (or dies): the source it is counted under and whether it is still in its hello phase.
 struct HeldConnection {
