@@ -149,7 +149,10 @@ class MoveTest(DaemonTestCase):
         def stop_new():
             if not exited(new_parent):
                 os.kill(new_parent, signal.SIGKILL)
+            try:  # ours to reap once the old parent is gone (we are a subreaper)
                 os.waitpid(new_parent, 0)
+            except ChildProcessError:
+                pass
         self.addCleanup(stop_new)
         d.wait_lines(lambda l: "upgrade: serving" in l, timeout=10)
         asked = time.monotonic()
