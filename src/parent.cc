@@ -153,6 +153,10 @@ void Parent::sync_metrics()
             w->metrics_state = state;
             metrics_->store().set_state(w->metrics_slot, state);
         }
+        if (w->moved_in != w->metrics_moved_in) {
+            metrics_->store().count_moved(w->generation, w->moved_in - w->metrics_moved_in);
+            w->metrics_moved_in = w->moved_in;
+        }
     }
 }
 

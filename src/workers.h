@@ -82,6 +82,7 @@ struct WorkerSlot {
     std::size_t moved_in = 0, moved_out = 0, moves_refused = 0; // established connections
     int metrics_slot = -1; // its slot in the metrics region (-1: none)
     WorkerState metrics_state = WorkerState::starting; // as last written there
+    std::size_t metrics_moved_in = 0; // moved_in as last counted there
 };
 using WorkerList = std::vector<std::unique_ptr<WorkerSlot>>;
 

@@ -7,7 +7,7 @@ streams survive many rollovers and an upgrade byte-exact both ways, the old work
 old parent) are gone within -T + 1 s, not -g, and the new processes are back to their
 descriptors and memory once the streams close; a half-closed connection and one whose backend is
 slow move and complete intact; SIGKILL of an old worker mid-hand-over loses only its own,
-counted; with move-connections=no the old behaviour (drain, then grace) is back.
+counted; the moves are counted per generation in the metrics; with move-connections=no the old behaviour (drain, then grace) is back.
 """
 import ctypes
 import hashlib
@@ -25,6 +25,7 @@ import harness  # noqa: E402
 from harness import (DaemonTestCase, echo_handler, exited, open_echo, read_exactly,  # noqa: E402
                      read_to_eof, wait_until, worker_pids)
 from leak_test import fds, rss_kib  # noqa: E402
+from metrics_test import samples, scrape  # noqa: E402
 
 HELLO_TIMEOUT = 2
 GRACE = 30  # far beyond the test: only moving explains old workers leaving early
@@ -292,6 +293,28 @@ class MoveTest(DaemonTestCase):
         with open_echo(d) as s:  # still serving
             s.sendall(b"x")
             self.assertEqual(read_exactly(s, 1), b"x")
+
+    def test_moves_are_counted_by_generation(self):
+        self.hosts.raw("example.com", echo_handler)
+        mport = harness.free_port()
+        d = self.start(workers=1, extra=["-o", f"metrics=127.0.0.1:{mport}"])
+        conns = [open_echo(d) for _ in range(3)]
+        for c in conns:
+            self.addCleanup(c.close)
+
+        def moved():
+            return {dict(labels)["generation"]: v for (name, labels), v
+                    in samples(scrape(f"127.0.0.1:{mport}")).items()
+                    if name == "sniproxyd_connections_moved_total"}
+        self.assertEqual(moved(), {})
+        for gen in (2, 3):
+            self.rollover_and_wait_old_gone(d)
+            wait_until(lambda: moved().get(str(gen)) == 3, 5,
+                       what=f"3 moves counted for generation {gen}")
+        self.assertEqual(moved(), {"2": 3, "3": 3})
+        for c in conns:  # still relayed, by generation 3
+            c.sendall(b"ping")
+            self.assertEqual(read_exactly(c, 4), b"ping")
 
     def test_moving_off_drains_as_before(self):
         self.hosts.raw("example.com", echo_handler)
