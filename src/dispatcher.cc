@@ -210,6 +210,14 @@ bool Dispatcher::transfer(WorkerSlot& from, WorkerSlot& to, std::uint32_t id, st
     return true;
 }
 
+bool Dispatcher::room_when_writable() const
+{
+    return std::any_of(workers_.begin(), workers_.end(), [this](const auto& w) {
+        return w->ready && !w->draining && !w->broken && w->inflight < max_per_worker_
+            && w->waiting_for_room;
+    });
+}
+
 // Unique among what the worker holds: ids wrap only after 2^32 connections.
 std::uint32_t Dispatcher::fresh_id(const WorkerSlot& to)
 {

@@ -58,6 +58,8 @@ public:
     std::uint32_t fresh_id(const WorkerSlot& to);
     void adopt(WorkerSlot& to, std::uint32_t id, const sockaddr_storage& source,
         std::int64_t accepted_ns);
+    // Some worker would take a connection but for its full channel.
+    bool room_when_writable() const;
     // The worker is gone: each connection it held is released.
     void worker_gone(const WorkerSlot& w);
     // Counting per source (nullptr: nothing counted, as in tests of the hand-over alone).

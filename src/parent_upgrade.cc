@@ -19,7 +19,21 @@ Parent::UpgradeChannel::UpgradeChannel(Parent& parent, UniqueFd fd)
 {
     read_event_.reset(
         event_new(parent.base_.get(), fd_.get(), EV_READ | EV_PERSIST, on_readable, this));
+    write_event_.reset(event_new(parent.base_.get(), fd_.get(), EV_WRITE, on_writable, this));
     event_add(read_event_.get(), nullptr);
+}
+
+void Parent::UpgradeChannel::wait_for_room()
+{
+    if (fd_)
+        event_add(write_event_.get(), nullptr);
+}
+
+void Parent::UpgradeChannel::on_writable(evutil_socket_t, short, void* arg)
+{
+    auto* self = static_cast<UpgradeChannel*>(arg);
+    self->parent_.supervisor_.retry_moves();
+    self->parent_.sync();
 }
 
 int Parent::UpgradeChannel::send_moving(const Encoded& m, std::span<const int> fds)
@@ -32,6 +46,7 @@ void Parent::UpgradeChannel::close()
     if (!fd_)
         return;
     read_event_.reset();
+    write_event_.reset();
     fd_.reset();
     parent_.supervisor_.set_upgrade_link(nullptr, false);
 }

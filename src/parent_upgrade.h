@@ -14,16 +14,19 @@ class Parent::UpgradeChannel final : public UpgradeLink {
 public:
     UpgradeChannel(Parent& parent, UniqueFd fd);
     int send_moving(const Encoded& m, std::span<const int> fds) override;
+    void wait_for_room() override;
     bool open() const { return static_cast<bool>(fd_); }
     void close(); // for good: the supervisor is told
 
 private:
     static void on_readable(evutil_socket_t, short, void* arg);
+    static void on_writable(evutil_socket_t, short, void* arg);
     void read();
 
     Parent& parent_;
     UniqueFd fd_;
     EventPtr read_event_;
+    EventPtr write_event_;
 };
 
 } // namespace sniproxy

@@ -44,6 +44,8 @@ class UpgradeLink {
 public:
     virtual ~UpgradeLink() = default;
     virtual int send_moving(const Encoded& message, std::span<const int> fds) = 0;
+    // Asks to be told (Supervisor::retry_moves) when the channel has room again.
+    virtual void wait_for_room() = 0;
 };
 
 // What the parent keeps of each connection a worker holds, by id, until the worker reports it

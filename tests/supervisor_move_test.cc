@@ -28,6 +28,8 @@ struct FakeUpgradeLink final : UpgradeLink {
         fds.push_back(f.size());
         return 0;
     }
+    int waits = 0;
+    void wait_for_room() override { waits++; }
 };
 
 // A moving message for `id` as the old parent sends it, from `source`, with dup()s of `fds`.
@@ -213,4 +215,51 @@ TEST_CASE("an old parent whose upgrade channel fails keeps the connection with i
     CHECK(old.held.contains(1));
     CHECK(old.moves_refused == 1);
     CHECK_FALSE(r.s.upgrade_link_open());
+}
+
+TEST_CASE("a full upgrade channel queues the connection; the old parent waits to send it")
+{
+    Rig r(1);
+    WorkerSlot& old = holding(r, 1, { 1 });
+    FakeUpgradeLink link;
+    r.s.set_upgrade_link(&link, true);
+    r.s.stop(false);
+    link.fail_with = EAGAIN;
+    MoveFds f;
+    REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
+    CHECK(link.waits == 1);
+    CHECK(link.sent.empty());
+    CHECK(old.inflight == 0); // the parent holds it now, not the worker
+    CHECK(channel_of(old).moving_fds.empty());
+    r.s.child_exited(old.pid, 0); // the worker may go: its connection waits here
+    CHECK_FALSE(r.s.finished());
+    r.s.retry_moves(); // still full
+    CHECK(link.waits == 2);
+    link.fail_with = 0;
+    r.s.retry_moves();
+    REQUIRE(link.fds == std::vector<std::size_t> { 2 });
+    CHECK(decoded(link.sent[0]).id == 1);
+    CHECK(r.s.finished());
+}
+
+TEST_CASE("a new worker's full channel queues a connection from the old parent until room")
+{
+    Rig r(1);
+    r.all_ready();
+    FakeUpgradeLink link;
+    r.s.set_upgrade_link(&link, false);
+    WorkerSlot& w = *r.workers[0];
+    channel_of(w).fail_with = EAGAIN;
+    MoveFds f;
+    Received m = moving(5, { f.tcp.get(), f.unix_a.get() });
+    REQUIRE(r.s.on_upgrade_message(m));
+    CHECK(channel_of(w).waits == 1);
+    CHECK(link.sent.empty()); // not given back: the worker has room, only not right now
+    CHECK(w.inflight == 0);
+    channel_of(w).fail_with = 0;
+    r.d.on_room(w);
+    r.s.retry_moves();
+    REQUIRE(channel_of(w).moving_fds == std::vector<std::size_t> { 2 });
+    CHECK(w.inflight == 1);
+    CHECK(r.s.moved_from_upgrade() == 1);
 }
