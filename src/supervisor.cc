@@ -17,8 +17,6 @@ namespace sniproxy {
 namespace {
     constexpr std::int64_t crash_window_ns = 2'000'000'000; // died this young: a crash loop
     constexpr std::int64_t max_respawn_delay_ms = 30'000;
-    // A draining worker enforces the grace itself; the parent steps in this much later.
-    constexpr std::int64_t backstop_margin_s = 2;
 } // namespace
 
 std::string describe_status(int status)
@@ -186,8 +184,7 @@ void Supervisor::drain(WorkerSlot& w)
     w.draining = true;
     w.drain_owed = true;
     send_drain(w);
-    w.drain_deadline_ns = clock_.now_ns()
-        + (std::int64_t { settings_.grace_s } + backstop_margin_s) * 1'000'000'000;
+    w.drain_deadline_ns = clock_.now_ns() + grace_ns();
 }
 
 // A full channel (a busy worker) must not lose the drain message: it is sent again when the
@@ -251,6 +248,7 @@ std::int64_t Supervisor::next_backstop_ns() const
         if (w->log_suppressed)
             consider(w->log_window_ns + 1'000'000'000);
     }
+    consider(up_queue_.empty() ? 0 : queue_deadline_ns_);
     return earliest;
 }
 
@@ -296,6 +294,7 @@ void Supervisor::stop(bool immediately)
     if (!stopping_) {
         dispatcher_.flush_pending(); // connections already accepted still get served
         stopping_ = true;
+        queue_deadline_ns_ = clock_.now_ns() + grace_ns();
         dispatcher_.stop(); // new clients are refused from now on
         logf(LogLevel::notice, "stopping: draining %zu worker(s), grace %d s", workers_.size(),
             settings_.grace_s);
@@ -313,6 +312,7 @@ void Supervisor::stop(bool immediately)
 void Supervisor::tick()
 {
     const std::int64_t now = clock_.now_ns();
+    expire_upgrade_queue(now);
     for (auto& w : workers_)
         if (w->log_suppressed && now - w->log_window_ns >= 1'000'000'000)
             report_suppressed(*w);

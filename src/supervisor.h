@@ -97,6 +97,13 @@ private:
     };
     enum class Adopt { done, wait, error };
     void close_upgrade_link();
+    void expire_upgrade_queue(std::int64_t now);
+    // The grace and the margin after which the parent steps in (a draining worker enforces the
+    // grace itself).
+    std::int64_t grace_ns() const
+    {
+        return (std::int64_t { settings_.grace_s } + 2) * 1'000'000'000;
+    }
     bool move_to_successor(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err);
     bool return_to_worker(Received& m, std::uint32_t id, const SentUp& sent);
     bool adopt_or_queue(Received& m, const MovingMsg& c, std::string* err);
@@ -125,6 +132,7 @@ private:
     // and those that wait for room in the channel, in order.
     std::unordered_map<std::uint32_t, SentUp> sent_up_;
     std::deque<QueuedUp> up_queue_;
+    std::int64_t queue_deadline_ns_ = 0; // when stopping: what still waits then is dropped
     // The new parent: connections taken over that wait for room in a worker's channel.
     std::deque<std::unique_ptr<Received>> adopt_queue_;
     std::size_t moved_from_upgrade_ = 0, upgrade_refused_ = 0;

@@ -67,6 +67,17 @@ void Supervisor::close_upgrade_link()
     sent_up_.clear();
 }
 
+// A new parent that does not read the channel must not keep us past the grace: what still
+// waits then is given back (or lost with its ended worker) and the channel closed.
+void Supervisor::expire_upgrade_queue(std::int64_t now)
+{
+    if (up_queue_.empty() || queue_deadline_ns_ == 0 || now < queue_deadline_ns_)
+        return;
+    logf(LogLevel::err, "upgrade channel: %zu connection(s) still unsent after the grace; closing it",
+        up_queue_.size());
+    close_upgrade_link();
+}
+
 // The old parent, stopping: the connection goes to the new parent as it came; its record
 // waits in sent_up_ for a give-back. A full channel queues it; a failed one is closed.
 bool Supervisor::move_to_successor(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err)

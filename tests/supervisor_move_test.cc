@@ -263,3 +263,24 @@ TEST_CASE("a new worker's full channel queues a connection from the old parent u
     CHECK(w.inflight == 1);
     CHECK(r.s.moved_from_upgrade() == 1);
 }
+
+TEST_CASE("what a silent new parent never reads is given up at the grace's backstop")
+{
+    Rig r(1, 10);
+    WorkerSlot& old = holding(r, 1, { 1 });
+    FakeUpgradeLink link;
+    link.fail_with = EAGAIN;
+    r.s.set_upgrade_link(&link, true);
+    r.s.stop(false);
+    MoveFds f;
+    REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
+    CHECK(r.s.next_backstop_ns() == r.clock.now + 12'000'000'000);
+    LogCapture log;
+    r.clock.advance_ms(12'000);
+    r.s.tick();
+    CHECK(log.has(LogLevel::err, "1 connection(s) still unsent after the grace"));
+    CHECK_FALSE(r.s.upgrade_link_open());
+    CHECK(old.held.contains(1)); // back with its worker, which the backstop kills too
+    r.s.child_exited(old.pid, killed_9);
+    CHECK(r.s.finished());
+}
