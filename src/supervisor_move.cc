@@ -9,9 +9,7 @@
 
 #include "log.h"
 
-
 namespace sniproxy {
-
 
 // A draining worker hands over an established connection: after the checks it goes to the
 // least-loaded worker that takes connections, or, when none has room, back to the worker it

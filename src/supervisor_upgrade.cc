@@ -60,8 +60,9 @@ void Supervisor::close_upgrade_link()
         if (it == sent_up_.end())
             continue;
         if (!return_to_worker(*q.m, q.id, it->second))
-            logf(LogLevel::err, "upgrade: connection %u could not be sent and its worker %d has "
-                                "ended; lost",
+            logf(LogLevel::err,
+                "upgrade: connection %u could not be sent and its worker %d has "
+                "ended; lost",
                 q.id, static_cast<int>(it->second.pid));
     }
     sent_up_.clear();
@@ -73,7 +74,8 @@ void Supervisor::expire_upgrade_queue(std::int64_t now)
 {
     if (up_queue_.empty() || queue_deadline_ns_ == 0 || now < queue_deadline_ns_)
         return;
-    logf(LogLevel::err, "upgrade channel: %zu connection(s) still unsent after the grace; closing it",
+    logf(LogLevel::err,
+        "upgrade channel: %zu connection(s) still unsent after the grace; closing it",
         up_queue_.size());
     close_upgrade_link();
 }
@@ -171,8 +173,8 @@ Supervisor::Adopt Supervisor::try_adopt(Received& m, const MovingMsg& c, std::st
             return Adopt::error;
         const int sent = to->channel->send_moving(e, fds_of(m));
         if (sent == 0) {
-            dispatcher_.adopt(*to, renamed.id,
-                c.source.ss_family != AF_UNSPEC ? c.source : c.peer, c.accepted_ns);
+            dispatcher_.adopt(*to, renamed.id, c.source.ss_family != AF_UNSPEC ? c.source : c.peer,
+                c.accepted_ns);
             to->moved_in++;
             moved_from_upgrade_++;
             return Adopt::done;

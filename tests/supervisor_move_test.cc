@@ -55,6 +55,32 @@ Received moving(std::uint32_t id, std::initializer_list<int> fds, const char* so
     return rec;
 }
 
+// A new parent of an upgrade with one ready worker and its channel from the old parent.
+struct NewParent : Rig {
+    FakeUpgradeLink link;
+    NewParent()
+        : Rig(1)
+    {
+        all_ready();
+        s.set_upgrade_link(&link, false);
+    }
+};
+
+// The old parent of an upgrade, stopping, its one worker holding connection 1 (routed), its
+// channel to the new parent failing sends with `fail_with` (0: none).
+struct OldParent : Rig {
+    FakeUpgradeLink link;
+    WorkerSlot* old = nullptr;
+    explicit OldParent(int fail_with)
+        : Rig(1)
+    {
+        old = &holding(*this, 1, { 1 });
+        link.fail_with = fail_with;
+        s.set_upgrade_link(&link, true);
+        s.stop(false);
+    }
+};
+
 MovingMsg decoded(const Encoded& e)
 {
     Received rec = Rig::message(e.type, e.bytes());
@@ -97,10 +123,8 @@ TEST_CASE("the new parent takes a connection over under a fresh id, counted for 
 
 TEST_CASE("with no room in the new parent the connection goes back over the channel")
 {
-    Rig r(1);
-    r.all_ready();
-    FakeUpgradeLink link;
-    r.s.set_upgrade_link(&link, false);
+    NewParent r;
+    FakeUpgradeLink& link = r.link;
     WorkerSlot& w = *r.workers[0];
     auto full = connections(4); // -c 4 in the rig
     REQUIRE(r.d.hand_over(full));
@@ -119,10 +143,7 @@ TEST_CASE("with no room in the new parent the connection goes back over the chan
 
 TEST_CASE("a bad message from the old parent closes the channel, and only that")
 {
-    Rig r(1);
-    r.all_ready();
-    FakeUpgradeLink link;
-    r.s.set_upgrade_link(&link, false);
+    NewParent r;
     MoveFds f;
     LogCapture log;
     Received m;
@@ -201,12 +222,8 @@ TEST_CASE("the stopping old parent forwards to the new one and takes back what h
 
 TEST_CASE("an old parent whose upgrade channel fails keeps the connection with its worker")
 {
-    Rig r(1);
-    WorkerSlot& old = holding(r, 1, { 1 });
-    FakeUpgradeLink link;
-    link.fail_with = EPIPE;
-    r.s.set_upgrade_link(&link, true);
-    r.s.stop(false);
+    OldParent r(EPIPE);
+    WorkerSlot& old = *r.old;
     MoveFds f;
     LogCapture log;
     REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
@@ -219,12 +236,9 @@ TEST_CASE("an old parent whose upgrade channel fails keeps the connection with i
 
 TEST_CASE("a full upgrade channel queues the connection; the old parent waits to send it")
 {
-    Rig r(1);
-    WorkerSlot& old = holding(r, 1, { 1 });
-    FakeUpgradeLink link;
-    r.s.set_upgrade_link(&link, true);
-    r.s.stop(false);
-    link.fail_with = EAGAIN;
+    OldParent r(EAGAIN);
+    WorkerSlot& old = *r.old;
+    FakeUpgradeLink& link = r.link;
     MoveFds f;
     REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
     CHECK(link.waits == 1);
@@ -244,10 +258,8 @@ TEST_CASE("a full upgrade channel queues the connection; the old parent waits to
 
 TEST_CASE("a new worker's full channel queues a connection from the old parent until room")
 {
-    Rig r(1);
-    r.all_ready();
-    FakeUpgradeLink link;
-    r.s.set_upgrade_link(&link, false);
+    NewParent r;
+    FakeUpgradeLink& link = r.link;
     WorkerSlot& w = *r.workers[0];
     channel_of(w).fail_with = EAGAIN;
     MoveFds f;
@@ -266,12 +278,8 @@ TEST_CASE("a new worker's full channel queues a connection from the old parent u
 
 TEST_CASE("what a silent new parent never reads is given up at the grace's backstop")
 {
-    Rig r(1, 10);
-    WorkerSlot& old = holding(r, 1, { 1 });
-    FakeUpgradeLink link;
-    link.fail_with = EAGAIN;
-    r.s.set_upgrade_link(&link, true);
-    r.s.stop(false);
+    OldParent r(EAGAIN); // -g 10
+    WorkerSlot& old = *r.old;
     MoveFds f;
     REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
     CHECK(r.s.next_backstop_ns() == r.clock.now + 12'000'000'000);

@@ -112,8 +112,8 @@ struct MoveFds {
 };
 
 // A moving message for `id` from `w` with dup()s of `fds`; whether the parent accepted it.
-inline bool hand_over_moving(Rig& r, WorkerSlot& w, std::uint32_t id, std::initializer_list<int> fds,
-    std::uint32_t in_pipe = 0)
+inline bool hand_over_moving(Rig& r, WorkerSlot& w, std::uint32_t id,
+    std::initializer_list<int> fds, std::uint32_t in_pipe = 0)
 {
     MovingMsg m;
     m.id = id;
