@@ -305,6 +305,7 @@ void Supervisor::stop(bool immediately)
         else if (!w->draining)
             drain(*w);
     }
+    retry_moves(); // a rollover's that wait: back to their old workers, nowhere else to go
     if (workers_.empty() || immediately)
         finished_ = true;
 }

@@ -94,8 +94,12 @@ private:
     struct QueuedUp {
         std::unique_ptr<Received> m;
         std::uint32_t id = 0;
+        pid_t pid = -1; // the rollover's: the old worker it came from
     };
-    enum class Adopt { done, wait, error };
+    enum class Adopt { done, wait, no_room, error };
+    Adopt try_forward(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);
+    bool queue_rollover(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);
+    void retry_rollover_queue();
     void close_upgrade_link();
     void expire_upgrade_queue(std::int64_t now);
     // The grace and the margin after which the parent steps in (a draining worker enforces the
@@ -133,6 +137,8 @@ private:
     std::unordered_map<std::uint32_t, SentUp> sent_up_;
     std::deque<QueuedUp> up_queue_;
     std::int64_t queue_deadline_ns_ = 0; // when stopping: what still waits then is dropped
+    // A rollover's moves that wait for room in a new worker's channel.
+    std::deque<QueuedUp> rollover_queue_;
     // The new parent: connections taken over that wait for room in a worker's channel.
     std::deque<std::unique_ptr<Received>> adopt_queue_;
     std::size_t moved_from_upgrade_ = 0, upgrade_refused_ = 0;

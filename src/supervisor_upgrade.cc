@@ -148,21 +148,22 @@ bool Supervisor::on_upgrade_message(Received& m)
 
 bool Supervisor::adopt_or_queue(Received& m, const MovingMsg& c, std::string* err)
 {
-    Adopt a = Adopt::wait;
-    if (adopt_queue_.empty() && (a = try_adopt(m, c, err)) == Adopt::error)
+    Adopt a = adopt_queue_.empty() ? try_adopt(m, c, err) : Adopt::wait;
+    if (a == Adopt::error)
         return false;
-    if (a == Adopt::wait) {
-        if (adopt_queue_.size() < max_queued_moves)
-            adopt_queue_.push_back(std::make_unique<Received>(std::move(m)));
-        else
-            send_back(m);
-    }
+    if (a == Adopt::done)
+        moved_from_upgrade_++;
+    else if (a == Adopt::no_room || adopt_queue_.size() >= max_queued_moves)
+        send_back(m);
+    else
+        adopt_queue_.push_back(std::make_unique<Received>(std::move(m)));
     return true;
 }
 
 // The new parent: a fresh id in our own id space, the least-loaded worker with room, counted
 // for its source. Its channel full: the next, or wait for room. No worker with room at all
-// (-c): back over the channel, and the old parent gives it back to its worker.
+// (-c): the caller sends it back over the channel, and the old parent gives it back to its
+// worker.
 Supervisor::Adopt Supervisor::try_adopt(Received& m, const MovingMsg& c, std::string* err)
 {
     while (WorkerSlot* to = dispatcher_.least_loaded()) {
@@ -176,7 +177,6 @@ Supervisor::Adopt Supervisor::try_adopt(Received& m, const MovingMsg& c, std::st
             dispatcher_.adopt(*to, renamed.id, c.source.ss_family != AF_UNSPEC ? c.source : c.peer,
                 c.accepted_ns);
             to->moved_in++;
-            moved_from_upgrade_++;
             return Adopt::done;
         }
         if (sent != EAGAIN)
@@ -184,10 +184,7 @@ Supervisor::Adopt Supervisor::try_adopt(Received& m, const MovingMsg& c, std::st
         to->waiting_for_room = true;
         to->channel->wait_for_room();
     }
-    if (dispatcher_.room_when_writable())
-        return Adopt::wait;
-    send_back(m);
-    return Adopt::done;
+    return dispatcher_.room_when_writable() ? Adopt::wait : Adopt::no_room;
 }
 
 void Supervisor::send_back(Received& m)
@@ -202,6 +199,7 @@ void Supervisor::send_back(Received& m)
 // A channel has room again: what waited for it goes on, in order.
 void Supervisor::retry_moves()
 {
+    retry_rollover_queue();
     while (!up_queue_.empty() && upgrade_link_ && to_successor_) {
         Received& m = *up_queue_.front().m;
         const int sent = upgrade_link_->send_moving(as_sent(m), fds_of(m));
@@ -226,6 +224,10 @@ void Supervisor::retry_moves()
         const Adopt a = try_adopt(m, std::get<MovingMsg>(msg), &err);
         if (a == Adopt::wait)
             return;
+        if (a == Adopt::done)
+            moved_from_upgrade_++;
+        else if (a == Adopt::no_room)
+            send_back(m);
         adopt_queue_.pop_front();
     }
 }

@@ -292,3 +292,46 @@ TEST_CASE("what a silent new parent never reads is given up at the grace's backs
     r.s.child_exited(old.pid, killed_9);
     CHECK(r.s.finished());
 }
+
+TEST_CASE("on a rollover a full new channel queues the connection instead of giving it back")
+{
+    Rig r(1);
+    WorkerSlot& old = holding(r, 2, { 1, 2 });
+    r.s.rollover();
+    r.all_ready();
+    WorkerSlot& fresh = *r.of_generation(2).at(0);
+    channel_of(fresh).fail_with = EAGAIN;
+    MoveFds f;
+    REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
+    REQUIRE(hand_over_moving(r, old, 2, { f.tcp.get(), f.unix_a.get() }));
+    CHECK(channel_of(old).moving_fds.empty()); // not given back
+    CHECK(old.moves_refused == 0);
+    CHECK(channel_of(fresh).waits == 1);
+    // The old worker ends before there is room: its records go with it, the connections not.
+    r.s.child_exited(old.pid, 0);
+    channel_of(fresh).fail_with = 0;
+    r.d.on_room(fresh);
+    r.s.retry_moves();
+    REQUIRE(channel_of(fresh).moving_fds == std::vector<std::size_t> { 2, 2 });
+    CHECK(fresh.inflight == 2);
+    CHECK(fresh.moved_in == 2);
+    for (const Encoded& e : channel_of(fresh).messages)
+        if (e.type == Msg::moving)
+            CHECK(fresh.held.contains(decoded(e).id));
+}
+
+TEST_CASE("a rollover's queued connection goes back to its old worker when the daemon stops")
+{
+    Rig r(1);
+    WorkerSlot& old = holding(r, 1, { 1 });
+    r.s.rollover();
+    r.all_ready();
+    channel_of(*r.of_generation(2).at(0)).fail_with = EAGAIN;
+    MoveFds f;
+    REQUIRE(hand_over_moving(r, old, 1, { f.tcp.get(), f.unix_a.get() }));
+    CHECK(channel_of(old).moving_fds.empty());
+    r.s.stop(false);
+    CHECK(channel_of(old).moving_fds == std::vector<std::size_t> { 2 });
+    CHECK(old.held.contains(1));
+    CHECK(old.moves_refused == 1);
+}
