@@ -56,10 +56,7 @@ bool Dispatcher::hand_over(std::span<Pending> batch)
         for (std::size_t i = 0; i < k; i++) {
             fds[i] = batch[done + i].fd.get();
             infos[i] = batch[done + i].info;
-            // Unique among what the worker holds: ids wrap only after 2^32 connections.
-            do
-                infos[i].id = next_id_++;
-            while (infos[i].id == 0 || w->held.contains(infos[i].id));
+            infos[i].id = fresh_id(*w);
         }
         const int err = w->channel->send_connections({ fds, k }, { infos, k });
         if (err == 0) {
@@ -211,6 +208,64 @@ bool Dispatcher::transfer(WorkerSlot& from, WorkerSlot& to, std::uint32_t id, st
     from.inflight--;
     to.inflight++;
     return true;
+}
+
+bool Dispatcher::room_when_writable() const
+{
+    return std::any_of(workers_.begin(), workers_.end(), [this](const auto& w) {
+        return w->ready && !w->draining && !w->broken && w->inflight < max_per_worker_
+            && w->waiting_for_room;
+    });
+}
+
+// Unique among what the worker holds: ids wrap only after 2^32 connections.
+std::uint32_t Dispatcher::fresh_id(const WorkerSlot& to)
+{
+    std::uint32_t id;
+    do
+        id = next_id_++;
+    while (id == 0 || to.held.contains(id));
+    return id;
+}
+
+bool Dispatcher::take(WorkerSlot& from, std::uint32_t id, HeldConnection* out, std::string* err)
+{
+    const auto it = from.held.find(id);
+    if (it == from.held.end() || it->second.in_hello) {
+        *err = "handed over connection " + std::to_string(id) + ", "
+            + (it == from.held.end() ? "which it does not hold" : "still in its hello phase");
+        return false;
+    }
+    release(it->second);
+    *out = it->second;
+    out->key.counted = false; // released: a give-back must not release it twice
+    from.held.erase(it);
+    from.inflight--;
+    return true;
+}
+
+void Dispatcher::put(WorkerSlot& to, std::uint32_t id, const HeldConnection& c)
+{
+    if (to.held.emplace(id, c).second)
+        to.inflight++;
+}
+
+// An established connection: admitted for its source as on accept (a refusal does not cut
+// it; it is then not counted), its hello over.
+void Dispatcher::adopt(
+    WorkerSlot& to, std::uint32_t id, const sockaddr_storage& source, std::int64_t accepted_ns)
+{
+    HeldConnection c;
+    c.accepted_ns = accepted_ns;
+    c.in_hello = false;
+    if (limits_ && (source.ss_family == AF_INET || source.ss_family == AF_INET6)) {
+        const Admission a = limits_->admit(ip_of(source), now());
+        if (a.verdict == Verdict::ok) {
+            c.key = a.key;
+            limits_->hello_done(c.key);
+        }
+    }
+    put(to, id, c);
 }
 
 void Dispatcher::worker_gone(const WorkerSlot& w)

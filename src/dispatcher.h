@@ -48,6 +48,18 @@ public:
     // counted for its source as before. False when `from` does not hold it or it is in its
     // hello phase.
     bool transfer(WorkerSlot& from, WorkerSlot& to, std::uint32_t id, std::string* err);
+    // An upgrade's hand-over, in the old parent: the established connection leaves `from`
+    // for the new parent (*out keeps its record, no longer counted for its source), and
+    // comes back with put() if the new parent has no room.
+    bool take(WorkerSlot& from, std::uint32_t id, HeldConnection* out, std::string* err);
+    void put(WorkerSlot& to, std::uint32_t id, const HeldConnection& c);
+    // In the new parent: an id `to` does not hold, and then the established connection from
+    // the old parent under it, counted for `source` (AF_UNSPEC: not counted).
+    std::uint32_t fresh_id(const WorkerSlot& to);
+    void adopt(WorkerSlot& to, std::uint32_t id, const sockaddr_storage& source,
+        std::int64_t accepted_ns);
+    // Some worker would take a connection but for its full channel.
+    bool room_when_writable() const;
     // The worker is gone: each connection it held is released.
     void worker_gone(const WorkerSlot& w);
     // Counting per source (nullptr: nothing counted, as in tests of the hand-over alone).

@@ -83,6 +83,14 @@ struct SlotInfo {
     Counter unused;
 };
 
+// Established connections moved into a generation (rollover, upgrade), by generation: the
+// parent's ring of the last moved_generations generations (an older one's entry is reused).
+inline constexpr std::size_t moved_generations = 16;
+struct MovedEntry {
+    Counter generation; // 0: unused
+    Counter count;
+};
+
 struct ParentArea {
     Counter magic;
     Counter seq; // odd while the parent folds a slot into RetiredArea
@@ -90,6 +98,7 @@ struct ParentArea {
     Counter open_fds; // the parent's count plus one; 0: not published
     Counter unslotted; // workers started while every slot was taken
     Counter rejected[reject_reason_count]; // refused by the parent before any worker saw them
+    MovedEntry moved[moved_generations];
     char version[version_size];
     SlotInfo slots[max_slots];
 };

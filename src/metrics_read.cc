@@ -96,6 +96,12 @@ namespace {
         if (const std::uint64_t fds = load(parent.open_fds))
             snap.parent_open_fds = static_cast<std::int64_t>(fds - 1);
 
+        for (const MovedEntry& e : parent.moved) {
+            const std::uint64_t gen = load(e.generation), n = load(e.count);
+            if (gen != 0 && gen <= UINT32_MAX && n != 0)
+                snap.moved.emplace_back(static_cast<unsigned>(gen), n);
+        }
+        std::sort(snap.moved.begin(), snap.moved.end());
         Summer sum(snap);
         // A connection the parent refused is one that ended, before any route: "-".
         for (std::size_t i = 0; i < reject_reason_count; ++i) {

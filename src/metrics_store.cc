@@ -232,6 +232,18 @@ void MetricsStore::count_rejected(RejectReason reason)
         add(parent_->rejected[i], 1);
 }
 
+void MetricsStore::count_moved(unsigned generation, std::uint64_t n)
+{
+    if (!writable_ || generation == 0 || n == 0)
+        return;
+    MovedEntry& e = parent_->moved[generation % moved_generations];
+    if (load(e.generation) != generation) { // a generation 16 older gives up its entry
+        store(e.count, 0);
+        store(e.generation, generation);
+    }
+    add(e.count, n);
+}
+
 void MetricsStore::set_parent_open_fds(int n)
 {
     if (writable_)

@@ -76,6 +76,8 @@ struct Snapshot {
     std::uint64_t route_overflow = 0;
     std::uint64_t unslotted_workers = 0;
     std::int64_t parent_open_fds = -1; // -1: not published
+    // Established connections moved into each generation (the last 16 that took some).
+    std::vector<std::pair<unsigned, std::uint64_t>> moved; // by generation, ascending
 };
 
 class MetricsStore {
@@ -107,6 +109,8 @@ public:
     // becomes free, atomically for readers. Ignores -1.
     void release_slot(int slot);
     void count_rejected(RejectReason reason);
+    // `n` established connections moved into workers of `generation`.
+    void count_moved(unsigned generation, std::uint64_t n);
     void set_parent_open_fds(int n);
 
     // A consistent sum (retried while the parent folds a slot). Never blocks.

@@ -155,6 +155,11 @@ namespace {
         w.family("sniproxyd_connections_active", "gauge", "Connections open now, by generation.");
         for (const auto& [gen, n] : active)
             w.sample("sniproxyd_connections_active", { { "generation", number(gen) } }, number(n));
+        w.family("sniproxyd_connections_moved", "counter",
+            "Established connections moved into a generation (rollover, upgrade), by generation.");
+        for (const auto& [gen, n] : s.moved)
+            w.sample("sniproxyd_connections_moved_total", { { "generation", number(gen) } },
+                number(n));
         w.family("sniproxyd_workers", "gauge", "Worker processes, by generation and state.");
         for (const auto& [gen, counts] : states)
             for (WorkerState st :

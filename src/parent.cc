@@ -4,6 +4,7 @@
 #include "parent.h"
 
 #include "parent_channel.h"
+#include "parent_upgrade.h"
 
 #include "listeners.h"
 #include "log.h"
@@ -111,6 +112,8 @@ int Parent::run()
     evtimer_add(second_event_.get(), &second);
     if (metrics_)
         metrics_->start(base_.get(), options_, identity_);
+    if (invocation_.upgrade_channel)
+        open_upgrade_channel(std::move(invocation_.upgrade_channel), false);
     std::string err;
     if (!supervisor_.start(&err))
         return 1; // the reason is logged
@@ -163,6 +166,10 @@ void Parent::sync_metrics()
         if (state != w->metrics_state) {
             w->metrics_state = state;
             metrics_->store().set_state(w->metrics_slot, state);
+        }
+        if (w->moved_in != w->metrics_moved_in) {
+            metrics_->store().count_moved(w->generation, w->moved_in - w->metrics_moved_in);
+            w->metrics_moved_in = w->moved_in;
         }
     }
 }

@@ -17,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct Invocation {
     std::string exe; // path of the binary at start-up; a new file there is what SIGUSR2 runs
     std::vector<std::string> args;
     pid_t upgrade_from = 0; // we are the new binary of an upgrade: the old parent's pid
+    UniqueFd upgrade_channel; // and its end of the channel connections move over (or none)
 };
 
 class Parent final : private Spawner {
@@ -45,6 +47,7 @@ public:
 
 private:
     class Channel;
+    class UpgradeChannel;
 
     bool spawn_worker(unsigned generation, WorkerSlot* out, std::string* err) override;
     bool spawn_upgrade(pid_t* pid, std::string* err) override;
@@ -59,6 +62,7 @@ private:
     void accept_batch(int listener);
     void read_worker(WorkerSlot& w);
     void reap_children();
+    void open_upgrade_channel(UniqueFd fd, bool to_successor); // parent_upgrade.cc
     void reload_settings(); // SIGHUP: the -f file again
     void sync(); // mirrors the decisions' state into listen events, timers and the loop
     void sync_metrics(); // the workers' states into the metrics region
@@ -93,6 +97,7 @@ private:
     // been swapped since. A new tree takes effect only with a new generation (SIGHUP).
     UniqueFd generation_dir_;
     unsigned generation_dir_of_ = 0;
+    std::unique_ptr<UpgradeChannel> upgrade_channel_; // SIGUSR2's, either side
     bool accepting_ = false;
     bool fd_exhausted_logged_ = false;
 };

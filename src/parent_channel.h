@@ -52,6 +52,7 @@ private:
         Parent& p = self->parent_;
         p.supervisor_.on_room(self->slot_);
         p.dispatcher_.on_room(self->slot_);
+        p.supervisor_.retry_moves(); // moves that waited for a worker's channel
         p.sync();
     }
 

@@ -7,7 +7,9 @@
 #include "log.h"
 #include "metrics_process.h"
 #include "parent_channel.h"
+#include "parent_upgrade.h"
 #include "spawn.h"
+#include "upgrade_channel.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -73,10 +75,25 @@ bool Parent::spawn_upgrade(pid_t* pid, std::string* err)
     std::vector<int> fds;
     for (const UniqueFd& l : listeners_)
         fds.push_back(l.get());
-    if (!spawn({ invocation_.exe, invocation_.args, fds, true,
-                   { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) }, /* isolate */ false },
-            pid, err))
+    std::vector<std::string> env { "SNIPROXYD_UPGRADE_FROM=" + std::to_string(getpid()) };
+    // The channel established connections move over, after the listeners (not one of
+    // LISTEN_FDS). Without it the upgrade is a plain drain, as before.
+    int sv[2];
+    UniqueFd mine, theirs;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0) {
+        mine.reset(sv[0]);
+        theirs.reset(sv[1]);
+        env.push_back(std::string(upgrade_channel_env) + "=" + std::to_string(3 + fds.size()));
+        fds.push_back(theirs.get());
+    } else {
+        logf_errno(LogLevel::err, "SIGUSR2: socketpair for the upgrade channel (no moving)");
+    }
+    SpawnRequest request { invocation_.exe, invocation_.args, fds, true, env, false };
+    request.not_listening = theirs ? 1 : 0;
+    if (!spawn(request, pid, err))
         return false;
+    if (mine)
+        open_upgrade_channel(std::move(mine), true);
     logf(LogLevel::notice,
         "SIGUSR2: started %s as pid %d; it takes over when its workers are ready",
         invocation_.exe.c_str(), static_cast<int>(*pid));

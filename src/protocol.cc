@@ -2,6 +2,8 @@
 // what one side writes and the other checks cannot drift apart.
 #include "protocol.h"
 
+#include "protocol_detail.h"
+
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -11,21 +13,10 @@
 namespace sniproxy {
 
 namespace {
-    std::size_t address_size(const sockaddr_storage& a)
-    {
-        switch (a.ss_family) {
-        case AF_INET:
-            return sizeof(sockaddr_in);
-        case AF_INET6:
-            return sizeof(sockaddr_in6);
-        default:
-            return 0;
-        }
-    }
+    using namespace protocol_detail;
 
     // One connection's record: the accept time, its id, its flags (1: from a balancer), then
     // the peer's sockaddr_in or sockaddr_in6 zero-padded (family AF_UNSPEC when unknown).
-    constexpr std::size_t address_room = sizeof(sockaddr_in6);
     constexpr std::size_t id_at = sizeof(std::int64_t);
     constexpr std::size_t flags_at = id_at + sizeof(std::uint32_t);
     constexpr std::size_t address_at = flags_at + sizeof(std::uint32_t);
@@ -48,40 +39,11 @@ namespace {
         return true;
     }
 
-    std::uint32_t u32(const std::uint8_t* p)
-    {
-        std::uint32_t v;
-        std::memcpy(&v, p, sizeof v);
-        return v;
-    }
-
     Encoded u32_message(Msg type, std::uint32_t v)
     {
         Encoded e { type, std::string(sizeof v, '\0') };
         std::memcpy(e.payload.data(), &v, sizeof v);
         return e;
-    }
-
-    // An address in address_room bytes, zero-padded; false for a family we do not carry
-    // (AF_UNSPEC only where `unspec_ok`) or padding that is not zero.
-    bool decode_address(const std::uint8_t* p, sockaddr_storage* out, bool unspec_ok,
-        const char* name, std::string* err)
-    {
-        *out = {};
-        std::memcpy(out, p, address_room);
-        const std::size_t used = address_size(*out);
-        if (used == 0 && !(unspec_ok && out->ss_family == AF_UNSPEC)) {
-            *err = std::string(name) + " message with address family "
-                + std::to_string(out->ss_family);
-            return false;
-        }
-        for (std::size_t b = used; b < address_room; b++) {
-            if (p[b] != 0) {
-                *err = std::string(name) + " message with bytes after the address";
-                return false;
-            }
-        }
-        return true;
     }
 
     // IdList messages: 1..max_ids u32 ids.
@@ -152,103 +114,6 @@ namespace {
         return true;
     }
 
-    // MovingMsg: the fixed header's offsets (protocol.h: moving_header), then sni, route,
-    // via, alpn, ja4, the up direction's pending bytes, the down direction's.
-    namespace mv {
-        constexpr std::size_t id = 0, accepted = 4, routed = 12, up_bytes = 20, down_bytes = 28,
-                              in_pipe = 36, up_pending = 40, down_pending = 42, up_flags = 44,
-                              down_flags = 45, lengths = 46, moved = 51, peer = 52, source = 80;
-        constexpr std::size_t strings = 5;
-        static_assert(source + address_room == moving_header);
-        constexpr std::uint8_t eof = 1, shut = 2, splicing = 4;
-        // A pipe never holds more than its largest size (fs.pipe-max-size's default).
-        constexpr std::uint32_t max_in_pipe = 1 << 20;
-    } // namespace mv
-
-    std::uint8_t flags_of(const MovingDirection& d)
-    {
-        return (d.eof ? mv::eof : 0) | (d.shut ? mv::shut : 0) | (d.splicing ? mv::splicing : 0);
-    }
-
-    // A state no relay can be in (relay.cc keeps these): the receiver would relay it wrong.
-    bool moving_state_ok(const MovingMsg& m, std::string* err)
-    {
-        const char* why = nullptr;
-        if ((m.up.shut && !m.up.eof) || (m.down.shut && !m.down.eof))
-            why = "a direction shut down before it ended";
-        else if (m.up.shut && m.down.shut)
-            why = "both directions ended";
-        else if (m.down.splicing || m.down.in_pipe > 0)
-            why = "the backend's direction splicing";
-        else if (m.up.in_pipe > 0 && (!m.up.splicing || !m.up.pending.empty()))
-            why = "bytes both in the pipe and in memory";
-        else if (m.up.in_pipe > mv::max_in_pipe)
-            why = "more bytes in the pipe than a pipe holds";
-        else if (m.up.eof && !m.up.shut && m.up.pending.empty() && m.up.in_pipe == 0)
-            why = "the client's end not passed on";
-        else if (m.down.eof && !m.down.shut && m.down.pending.empty())
-            why = "the backend's end not passed on";
-        if (why)
-            *err = std::string("moving message with ") + why;
-        return why == nullptr;
-    }
-
-    bool decode_moving(const Received& m, MovingMsg* out, std::string* err)
-    {
-        if (m.payload_len < moving_header) {
-            *err = "moving message of " + std::to_string(m.payload_len) + " bytes";
-            return false;
-        }
-        const std::uint8_t* p = m.payload;
-        MovingMsg v;
-        v.id = u32(p + mv::id);
-        std::memcpy(&v.accepted_ns, p + mv::accepted, sizeof v.accepted_ns);
-        std::memcpy(&v.routed_ns, p + mv::routed, sizeof v.routed_ns);
-        std::memcpy(&v.up.bytes, p + mv::up_bytes, sizeof v.up.bytes);
-        std::memcpy(&v.down.bytes, p + mv::down_bytes, sizeof v.down.bytes);
-        v.up.in_pipe = u32(p + mv::in_pipe);
-        std::uint16_t pending[2];
-        std::memcpy(pending, p + mv::up_pending, sizeof pending);
-        for (auto [d, at] : { std::pair { &v.up, mv::up_flags }, { &v.down, mv::down_flags } }) {
-            if (p[at] & ~(mv::eof | mv::shut | mv::splicing)) {
-                *err = "moving message with unknown flags";
-                return false;
-            }
-            d->eof = p[at] & mv::eof;
-            d->shut = p[at] & mv::shut;
-            d->splicing = p[at] & mv::splicing;
-        }
-        std::size_t total = moving_header + pending[0] + pending[1];
-        for (std::size_t i = 0; i < mv::strings; i++)
-            total += p[mv::lengths + i];
-        v.moved = p[mv::moved];
-        if (m.payload_len != total) {
-            *err = "moving message of " + std::to_string(m.payload_len) + " bytes (expected "
-                + std::to_string(total) + ")";
-            return false;
-        }
-        if (!decode_address(p + mv::peer, &v.peer, true, "moving", err)
-            || !decode_address(p + mv::source, &v.source, true, "moving", err))
-            return false;
-        const char* at = reinterpret_cast<const char*>(p + moving_header);
-        for (std::size_t i = 0; i < mv::strings; i++) {
-            std::string_view* s[] = { &v.sni, &v.route, &v.via, &v.alpn, &v.ja4 };
-            *s[i] = { at, p[mv::lengths + i] };
-            at += p[mv::lengths + i];
-        }
-        v.up.pending = { at, pending[0] };
-        v.down.pending = { at + pending[0], pending[1] };
-        if (!moving_state_ok(v, err))
-            return false;
-        if (m.nfds != v.fd_count()) {
-            *err = "moving message with " + std::to_string(m.nfds) + " descriptor(s) (expected "
-                + std::to_string(v.fd_count()) + ")";
-            return false;
-        }
-        v.fds = const_cast<UniqueFd*>(m.fds);
-        *out = v;
-        return true;
-    }
 } // namespace
 
 bool encode_connections(std::span<const ConnectionInfo> infos, Encoded* out, std::string* err)
@@ -267,50 +132,6 @@ bool encode_connections(std::span<const ConnectionInfo> infos, Encoded* out, std
         std::memcpy(r + flags_at, &flags, sizeof flags);
         std::memcpy(r + address_at, &infos[i].peer, address_size(infos[i].peer));
     }
-    return true;
-}
-
-bool encode_moving(const MovingMsg& m, Encoded* out, std::string* err)
-{
-    const std::string_view strings[] = { m.sni, m.route, m.via, m.alpn, m.ja4 };
-    std::size_t size = moving_header + m.up.pending.size() + m.down.pending.size();
-    for (std::string_view s : strings) {
-        if (s.size() > 255) {
-            *err = "a log field of " + std::to_string(s.size()) + " bytes";
-            return false;
-        }
-        size += s.size();
-    }
-    if (size > max_message - 1) {
-        *err = std::to_string(size - moving_header) + " bytes of state (room for "
-            + std::to_string(moving_room) + ")";
-        return false;
-    }
-    if (!moving_state_ok(m, err))
-        return false;
-    out->type = Msg::moving;
-    out->payload.assign(moving_header, '\0');
-    char* p = out->payload.data();
-    const std::uint16_t pending[2] = { static_cast<std::uint16_t>(m.up.pending.size()),
-        static_cast<std::uint16_t>(m.down.pending.size()) };
-    std::memcpy(p + mv::id, &m.id, sizeof m.id);
-    std::memcpy(p + mv::accepted, &m.accepted_ns, sizeof m.accepted_ns);
-    std::memcpy(p + mv::routed, &m.routed_ns, sizeof m.routed_ns);
-    std::memcpy(p + mv::up_bytes, &m.up.bytes, sizeof m.up.bytes);
-    std::memcpy(p + mv::down_bytes, &m.down.bytes, sizeof m.down.bytes);
-    std::memcpy(p + mv::in_pipe, &m.up.in_pipe, sizeof m.up.in_pipe);
-    std::memcpy(p + mv::up_pending, pending, sizeof pending);
-    p[mv::up_flags] = static_cast<char>(flags_of(m.up));
-    p[mv::down_flags] = static_cast<char>(flags_of(m.down));
-    p[mv::moved] = static_cast<char>(m.moved);
-    for (std::size_t i = 0; i < mv::strings; i++)
-        p[mv::lengths + i] = static_cast<char>(strings[i].size());
-    std::memcpy(p + mv::peer, &m.peer, address_size(m.peer));
-    std::memcpy(p + mv::source, &m.source, address_size(m.source));
-    for (std::string_view s : strings)
-        out->payload.append(s);
-    out->payload.append(m.up.pending);
-    out->payload.append(m.down.pending);
     return true;
 }
 
@@ -419,7 +240,7 @@ bool decode_from_worker(const Received& m, FromWorker* out, std::string* err)
         return ids_into<HelloDoneMsg>(m, out, "hello-done", err);
     case Msg::moving: {
         MovingMsg v;
-        if (!decode_moving(m, &v, err))
+        if (!protocol_detail::decode_moving(m, &v, err))
             return false;
         *out = v;
         return true;
@@ -453,7 +274,7 @@ bool decode_from_parent(Received& m, FromParent* out, std::string* err)
     }
     case Msg::moving: {
         MovingMsg v;
-        if (!decode_moving(m, &v, err))
+        if (!protocol_detail::decode_moving(m, &v, err))
             return false;
         *out = v;
         return true;

@@ -13,6 +13,7 @@
 #include "sandbox.h"
 #include "settings_file.h"
 #include "spawn.h"
+#include "upgrade_channel.h"
 #include "worker.h"
 
 #include <fcntl.h>
@@ -208,7 +209,7 @@ int main(int argc, char* argv[])
         return fail(errno_message("hosts directory " + o.hosts_dir, errno));
 
     // Set by the old parent on SIGUSR2 (see Parent::upgrade): we are its replacement.
-    Invocation invocation { running_executable(), std::vector<std::string>(argv, argv + argc), 0 };
+    Invocation invocation { running_executable(), std::vector<std::string>(argv, argv + argc), 0, {} };
     if (const char* from = std::getenv("SNIPROXYD_UPGRADE_FROM")) {
         const std::string from_text = from; // unsetenv may free it
         invocation.upgrade_from = static_cast<pid_t>(std::atol(from_text.c_str()));
@@ -223,6 +224,13 @@ int main(int argc, char* argv[])
         }
     }
     const bool upgrading = invocation.upgrade_from > 0;
+    if (const char* channel = std::getenv(upgrade_channel_env)) {
+        const std::string fd_text = channel;
+        unsetenv(upgrade_channel_env);
+        if (std::string e;
+            upgrading && !adopt_upgrade_channel(fd_text, &invocation.upgrade_channel, &e))
+            std::fprintf(stderr, "sniproxyd: upgrade: %s; connections will not move\n", e.c_str());
+    }
 
     signal(SIGPIPE, SIG_IGN);
     std::vector<UniqueFd> listeners;

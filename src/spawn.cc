@@ -84,7 +84,7 @@ bool spawn(const SpawnRequest& r, pid_t* child, std::string* err)
     argv.push_back(nullptr);
     std::vector<std::string> env_own = r.extra_env;
     if (r.listen_fds)
-        env_own.push_back("LISTEN_FDS=" + std::to_string(r.inherit.size()));
+        env_own.push_back("LISTEN_FDS=" + std::to_string(r.inherit.size() - r.not_listening));
     char listen_pid[48] = "LISTEN_PID=";
     std::vector<char*> envp;
     for (char** e = environ; *e; e++) {

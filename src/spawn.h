@@ -19,6 +19,8 @@ struct SpawnRequest {
     // its reports) and an environment of extra_env alone (no LD_PRELOAD, no MALLOC_*, no TZ
     // games). An upgraded parent passes false: it keeps stderr (-d) and the environment.
     bool isolate = true;
+    // The last this many of `inherit` are not listeners: LISTEN_FDS leaves them out.
+    std::size_t not_listening = 0;
 };
 
 // Fills *pid with the child's; false (with the reason) if fork failed. The child only makes

@@ -3,8 +3,6 @@
 // against what this worker may say now.
 #include "supervisor.h"
 
-#include "move_check.h"
-
 #include "log.h"
 
 #include <signal.h>
@@ -19,8 +17,6 @@ namespace sniproxy {
 namespace {
     constexpr std::int64_t crash_window_ns = 2'000'000'000; // died this young: a crash loop
     constexpr std::int64_t max_respawn_delay_ms = 30'000;
-    // A draining worker enforces the grace itself; the parent steps in this much later.
-    constexpr std::int64_t backstop_margin_s = 2;
 } // namespace
 
 std::string describe_status(int status)
@@ -129,78 +125,6 @@ bool Supervisor::on_message(WorkerSlot& w, Received& m)
     return true;
 }
 
-// A draining worker hands over an established connection: after the checks it goes to the
-// least-loaded worker that takes connections, or, when none has room, back to the worker it
-// came from (which carries on with it as before). The descriptors are only passed on.
-bool Supervisor::forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err)
-{
-    const std::string what = "handed over connection " + std::to_string(c.id);
-    if (!check_moving_fds({ m.fds, m.nfds }, c.up.in_pipe > 0, err)) {
-        *err = what + " with bad descriptors: " + *err;
-        return false;
-    }
-    const auto held = w.held.find(c.id);
-    if (held == w.held.end() || held->second.in_hello) {
-        *err = what + (held == w.held.end() ? ", which it does not hold" : " in its hello phase");
-        return false;
-    }
-    if (!w.draining) {
-        *err = what + " while not draining";
-        return false;
-    }
-    WorkerSlot* to = dispatcher_.least_loaded();
-    if (!dispatcher_.transfer(w, to ? *to : w, c.id, err))
-        return false;
-    int fds[3];
-    for (std::size_t i = 0; i < m.nfds; i++)
-        fds[i] = m.fds[i].get();
-    const Encoded e { Msg::moving,
-        std::string(reinterpret_cast<const char*>(m.payload), m.payload_len) };
-    if (to && to->channel->send_moving(e, { fds, m.nfds }) == 0) {
-        w.moved_out++;
-        to->moved_in++;
-        return true;
-    }
-    if (to) // its channel is full: back where it came from
-        dispatcher_.transfer(*to, w, c.id, err);
-    w.moves_refused++;
-    if (w.channel->send_moving(e, { fds, m.nfds }) != 0) {
-        logf(LogLevel::err, "worker %d: connection %u could not be moved or given back; lost",
-            static_cast<int>(w.pid), c.id);
-        const std::uint32_t id = c.id;
-        return dispatcher_.on_closed(w, { &id, 1 }, err);
-    }
-    return true;
-}
-
-// A worker's log records are limited per second (far above what a worker can serve); the
-// excess is counted and said once a window, so a hijacked worker cannot fill the disk.
-bool Supervisor::admit_record(WorkerSlot& w)
-{
-    const std::int64_t now = clock_.now_ns();
-    if (now - w.log_window_ns >= 1'000'000'000) {
-        report_suppressed(w);
-        w.log_window_ns = now;
-        w.log_records = 0;
-    }
-    if (w.log_records < max_records_per_second) {
-        w.log_records++;
-        return true;
-    }
-    w.log_suppressed++;
-    return false;
-}
-
-void Supervisor::report_suppressed(WorkerSlot& w)
-{
-    if (w.log_suppressed == 0)
-        return;
-    logf(LogLevel::err, "worker %d: %llu log record(s) suppressed (over %u a second)",
-        static_cast<int>(w.pid), static_cast<unsigned long long>(w.log_suppressed),
-        max_records_per_second);
-    w.log_suppressed = 0;
-}
-
 // OpenSSH's monitor answers an unpermitted request with fatal(); we replace the worker: it gets
 // no more connections, is killed, and is respawned as any worker that died.
 void Supervisor::violation(WorkerSlot& w, const std::string& why)
@@ -260,16 +184,17 @@ void Supervisor::drain(WorkerSlot& w)
     w.draining = true;
     w.drain_owed = true;
     send_drain(w);
-    w.drain_deadline_ns = clock_.now_ns()
-        + (std::int64_t { settings_.grace_s } + backstop_margin_s) * 1'000'000'000;
+    w.drain_deadline_ns = clock_.now_ns() + grace_ns();
 }
 
 // A full channel (a busy worker) must not lose the drain message: it is sent again when the
 // channel has room (on_room).
 void Supervisor::send_drain(WorkerSlot& w)
 {
+    // Stopping, there is nowhere to go, unless an upgrade's new parent takes them.
+    const bool successor = upgrade_link_ && to_successor_;
     const DrainMsg m { static_cast<std::uint32_t>(settings_.grace_s),
-        settings_.move_connections && !stopping_ };
+        settings_.move_connections && (!stopping_ || successor) };
     const int err = w.channel->send(encode(m));
     if (err == EAGAIN) {
         w.waiting_for_room = true;
@@ -323,6 +248,7 @@ std::int64_t Supervisor::next_backstop_ns() const
         if (w->log_suppressed)
             consider(w->log_window_ns + 1'000'000'000);
     }
+    consider(up_queue_.empty() ? 0 : queue_deadline_ns_);
     return earliest;
 }
 
@@ -368,6 +294,7 @@ void Supervisor::stop(bool immediately)
     if (!stopping_) {
         dispatcher_.flush_pending(); // connections already accepted still get served
         stopping_ = true;
+        queue_deadline_ns_ = clock_.now_ns() + grace_ns();
         dispatcher_.stop(); // new clients are refused from now on
         logf(LogLevel::notice, "stopping: draining %zu worker(s), grace %d s", workers_.size(),
             settings_.grace_s);
@@ -378,29 +305,15 @@ void Supervisor::stop(bool immediately)
         else if (!w->draining)
             drain(*w);
     }
+    retry_moves(); // a rollover's that wait: back to their old workers, nowhere else to go
     if (workers_.empty() || immediately)
         finished_ = true;
-}
-
-// The new binary takes the listening sockets; when its workers are ready it sends us SIGTERM
-// and we drain as on any stop. Both accept from the same sockets meanwhile.
-void Supervisor::upgrade()
-{
-    if (stopping_ || upgrade_child_ > 0) {
-        logf(LogLevel::warning, "SIGUSR2 ignored: %s",
-            stopping_ ? "stopping" : "an upgrade is under way");
-        return;
-    }
-    std::string err;
-    if (!spawner_.spawn_upgrade(&upgrade_child_, &err)) {
-        upgrade_child_ = -1;
-        logf(LogLevel::err, "SIGUSR2: %s", err.c_str());
-    }
 }
 
 void Supervisor::tick()
 {
     const std::int64_t now = clock_.now_ns();
+    expire_upgrade_queue(now);
     for (auto& w : workers_)
         if (w->log_suppressed && now - w->log_window_ns >= 1'000'000'000)
             report_suppressed(*w);

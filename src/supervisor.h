@@ -11,7 +11,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <string>
+#include <unordered_map>
 
 namespace sniproxy {
 
@@ -37,6 +40,21 @@ public:
     void stop(bool immediately); // SIGTERM, SIGINT; a second one: immediately
     void upgrade(); // SIGUSR2
     void set_move_connections(bool on) { settings_.move_connections = on; }
+    // The channel of a SIGUSR2 upgrade (nullptr: none, or closed). The old parent
+    // (`to_successor`) drains with moving when it stops, and the established connections go
+    // to the new parent; the new parent takes them over (or gives them back, no room).
+    void set_upgrade_link(UpgradeLink* link, bool to_successor);
+    // One message on the upgrade channel. False when it broke the protocol (logged at err):
+    // the caller closes the channel; nothing else changes.
+    bool on_upgrade_message(Received& m);
+    bool upgrade_link_open() const { return upgrade_link_ != nullptr; }
+    // A worker's channel or the upgrade channel has room again: moves that waited go on.
+    void retry_moves();
+    // Moves that wait for room in a channel, at most (beyond: given back).
+    static constexpr std::size_t max_queued_moves = 16384;
+    // The new parent: connections taken over from the old one, and given back for want of room.
+    std::size_t moved_from_upgrade() const { return moved_from_upgrade_; }
+    std::size_t upgrade_refused() const { return upgrade_refused_; }
     // A child was reaped (a worker, the upgrade's new binary, or someone else's).
     void child_exited(pid_t pid, int status);
     // The time is `clock.now_ns()`: respawns that are due start, hung drainers are killed.
@@ -49,7 +67,9 @@ public:
     std::int64_t respawn_delay_ms() const { return respawn_delay_ms_; }
     unsigned generation() const { return generation_; }
     bool stopping() const { return stopping_; }
-    bool finished() const { return finished_; } // stopped and every worker gone (or killed)
+    // Stopped and every worker gone (or killed), and nothing left to send to an upgrade's new
+    // parent.
+    bool finished() const { return finished_ && (up_queue_.empty() || !upgrade_link_); }
 
     // Log records a worker may send per second; the rest are counted and reported. Above
     // the most connections one worker has been measured to serve (about 16,000 a second,
@@ -65,6 +85,35 @@ private:
     void send_drain(WorkerSlot& w);
     void send_verdict(WorkerSlot& w, const VerdictMsg& m);
     bool forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err);
+    bool give_back(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);
+    // The upgrade (supervisor_upgrade.cc).
+    struct SentUp {
+        pid_t pid = -1;
+        HeldConnection held;
+    };
+    struct QueuedUp {
+        std::unique_ptr<Received> m;
+        std::uint32_t id = 0;
+        pid_t pid = -1; // the rollover's: the old worker it came from
+    };
+    enum class Adopt { done, wait, no_room, error };
+    Adopt try_forward(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);
+    bool queue_rollover(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);
+    void retry_rollover_queue();
+    void close_upgrade_link();
+    void expire_upgrade_queue(std::int64_t now);
+    // The grace and the margin after which the parent steps in (a draining worker enforces the
+    // grace itself).
+    std::int64_t grace_ns() const
+    {
+        return (std::int64_t { settings_.grace_s } + 2) * 1'000'000'000;
+    }
+    bool move_to_successor(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err);
+    bool return_to_worker(Received& m, std::uint32_t id, const SentUp& sent);
+    bool adopt_or_queue(Received& m, const MovingMsg& c, std::string* err);
+    Adopt try_adopt(Received& m, const MovingMsg& c, std::string* err);
+    void send_back(Received& m);
+    bool take_back(Received& m, const MovingMsg& c, std::string* err);
     void worker_exited(const WorkerSlot& w, int status);
 
     WorkerList& workers_;
@@ -80,6 +129,19 @@ private:
     bool recovery_logged_ = false; // the end of the current crash loop was logged
     bool stopping_ = false;
     bool finished_ = false;
+    UpgradeLink* upgrade_link_ = nullptr;
+    bool to_successor_ = false; // we are the old parent of the upgrade
+    // The old parent: connections sent to the new one, by id, with the worker they came from,
+    // until they come back for want of room (never, mostly; forgotten when the channel closes),
+    // and those that wait for room in the channel, in order.
+    std::unordered_map<std::uint32_t, SentUp> sent_up_;
+    std::deque<QueuedUp> up_queue_;
+    std::int64_t queue_deadline_ns_ = 0; // when stopping: what still waits then is dropped
+    // A rollover's moves that wait for room in a new worker's channel.
+    std::deque<QueuedUp> rollover_queue_;
+    // The new parent: connections taken over that wait for room in a worker's channel.
+    std::deque<std::unique_ptr<Received>> adopt_queue_;
+    std::size_t moved_from_upgrade_ = 0, upgrade_refused_ = 0;
 };
 
 // "exited with status 1", "killed by signal 9 (Killed)", ...

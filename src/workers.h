@@ -37,6 +37,17 @@ public:
     virtual void wait_for_room() = 0;
 };
 
+// The channel between the old and the new parent of a SIGUSR2 upgrade (SOCK_SEQPACKET, the
+// workers' framing): moving messages go from the old parent to the new one, and back when
+// the new one has no room. Returns 0 or an errno value (EAGAIN: full).
+class UpgradeLink {
+public:
+    virtual ~UpgradeLink() = default;
+    virtual int send_moving(const Encoded& message, std::span<const int> fds) = 0;
+    // Asks to be told (Supervisor::retry_moves) when the channel has room again.
+    virtual void wait_for_room() = 0;
+};
+
 // What the parent keeps of each connection a worker holds, by id, until the worker reports it
 // closed (or dies): the source it is counted under and whether it is still in its hello phase.
 struct HeldConnection {
@@ -73,6 +84,7 @@ struct WorkerSlot {
     std::size_t moved_in = 0, moved_out = 0, moves_refused = 0; // established connections
     int metrics_slot = -1; // its slot in the metrics region (-1: none)
     WorkerState metrics_state = WorkerState::starting; // as last written there
+    std::size_t metrics_moved_in = 0; // moved_in as last counted there
 };
 using WorkerList = std::vector<std::unique_ptr<WorkerSlot>>;
 

@@ -176,6 +176,21 @@ TEST_CASE("refusals count in sniproxyd_rejected and as the connection's result")
     CHECK(all_connections(s) == 4);
 }
 
+TEST_CASE("moves are counted by generation, the last 16 generations kept")
+{
+    MetricsStore store;
+    fresh(store);
+    CHECK(store.read_all().moved.empty());
+    store.count_moved(2, 3);
+    store.count_moved(2, 1);
+    store.count_moved(3, 5);
+    store.count_moved(0, 7); // no generation: ignored
+    using Moved = std::vector<std::pair<unsigned, std::uint64_t>>;
+    CHECK(store.read_all().moved == Moved { { 2, 4 }, { 3, 5 } });
+    store.count_moved(18, 2); // 16 generations on: takes generation 2's entry
+    CHECK(store.read_all().moved == Moved { { 3, 5 }, { 18, 2 } });
+}
+
 TEST_CASE("the 129th route name of a worker is counted under -, and said so")
 {
     MetricsStore store;

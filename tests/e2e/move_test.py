@@ -2,13 +2,17 @@
 """move_test.py: rollovers that cut no connection (issue 15).
 
 On SIGHUP the old workers hand their established connections to the new generation through
-the parent: long-lived streams survive many rollovers byte-exact both ways and the old
-workers are gone within -T + 1 s, not -g; a half-closed connection and one whose backend is
+the parent, and on SIGUSR2 to the new parent's workers through both parents: long-lived
+streams survive many rollovers and an upgrade byte-exact both ways, the old workers (and the
+old parent) are gone within -T + 1 s, not -g, and the new processes are back to their
+descriptors and memory once the streams close; a half-closed connection and one whose backend is
 slow move and complete intact; SIGKILL of an old worker mid-hand-over loses only its own,
-counted; with move-connections=no the old behaviour (drain, then grace) is back.
+counted; the moves are counted per generation in the metrics; with move-connections=no the old behaviour (drain, then grace) is back.
 """
+import ctypes
 import hashlib
 import os
+import re
 import signal
 import socket
 import sys
@@ -20,6 +24,8 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 import harness  # noqa: E402
 from harness import (DaemonTestCase, echo_handler, exited, open_echo, read_exactly,  # noqa: E402
                      read_to_eof, wait_until, worker_pids)
+from leak_test import fds, rss_kib  # noqa: E402
+from metrics_test import samples, scrape  # noqa: E402
 
 HELLO_TIMEOUT = 2
 GRACE = 30  # far beyond the test: only moving explains old workers leaving early
@@ -127,31 +133,85 @@ class MoveTest(DaemonTestCase):
         watcher.join()
         return [max(gone[p] for p in old) - at for at, old in sent if old]
 
-    def test_streams_survive_rollovers_byte_exact(self):
+    def adopt_successor(self):
+        """The new parent of an upgrade outlives ours: become a subreaper to see it exit."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+            self.skipTest("skipped: cannot become a child subreaper")
+
+    def upgrade_and_wait_old_gone(self, d):
+        """SIGUSR2; returns the new parent's pid and how long after it asked the old parent to
+        drain the old workers took to exit; the old parent has exited 0 by then."""
+        old = set(worker_pids(d))
+        d.signal(signal.SIGUSR2)
+        line = d.wait_lines(lambda l: "SIGUSR2: started" in l, timeout=5)[0]
+        new_parent = int(re.search(r"as pid (\d+)", line).group(1))
+
+        def stop_new():
+            if not exited(new_parent):
+                os.kill(new_parent, signal.SIGKILL)
+            try:  # ours to reap once the old parent is gone (we are a subreaper)
+                os.waitpid(new_parent, 0)
+            except ChildProcessError:
+                pass
+        self.addCleanup(stop_new)
+        d.wait_lines(lambda l: "upgrade: serving" in l, timeout=10)
+        asked = time.monotonic()
+        wait_until(lambda: all(exited(p) for p in old), HELLO_TIMEOUT + 10,
+                   what="the old parent's workers to exit")
+        took = time.monotonic() - asked
+        self.assertEqual(d.proc.wait(10), 0, "the old parent did not exit 0")
+        return new_parent, took
+
+    def test_streams_survive_rollovers_and_an_upgrade_byte_exact(self):
+        self.adopt_successor()
         self.hosts.raw("example.com", echo_handler)
         d = self.start()
         d.expected_problems += [r"\(generation \d+\) killed by signal 9 \(Killed\)$"]  # superseded
         n = int(os.environ.get("MOVE_TEST_CONNECTIONS", "200"))
+        baseline_fds = {p: fds(p)[0] for p in [d.pid] + worker_pids(d)}
+        baseline_rss = max(rss_kib(p) for p in worker_pids(d))
         streams = [Stream(d, interval=0.05, seed=i) for i in range(n)]
         time.sleep(0.3)
         took = self.rollover_and_wait_old_gone(d, hups=20)  # 300 ms apart
+        new_parent, took_upgrade = self.upgrade_and_wait_old_gone(d)
         time.sleep(0.3)
+        new_workers = worker_pids(d, parent=new_parent)
+        self.assertEqual(len(new_workers), 2)
         errors = [(s.port, s.finish()) for s in streams]
-        self.assertEqual([e for e in errors if e[1]], [], "streams broken by a rollover")
+        self.assertEqual([e for e in errors if e[1]], [], "streams broken by a rollover or the upgrade")
         for t in took:
             self.assertLess(t, HELLO_TIMEOUT + 1, "old workers outlived -T + 1 s after a SIGHUP")
+        self.assertLess(took_upgrade, HELLO_TIMEOUT + 1, "old workers outlived -T + 1 s after SIGUSR2")
         gaps = sorted(s.max_gap for s in streams)
-        sys.stderr.write(f"\n{n} streams, 20 SIGHUPs: old gone after {max(took):.2f} s max; "
+        sys.stderr.write(f"\n{n} streams, 20 SIGHUPs and a SIGUSR2: old gone after "
+                         f"{max(took):.2f} s max ({took_upgrade:.2f} s after the upgrade); "
                          f"max gap between echoes {gaps[-1] * 1000:.0f} ms "
                          f"(median {gaps[len(gaps) // 2] * 1000:.0f} ms)\n")
+        moved_up = d.wait_lines(lambda l: f"sniproxyd[{new_parent}]:" in l
+                                and "connection(s) taken over from the old parent" in l)[0]
+        self.assertIn(f" {n} connection(s) taken over", moved_up)
         for s in streams:
             r = d.connection_log(s.port, timeout=10)
             self.assertEqual(r["result"], "ok")
-            self.assertGreaterEqual(int(r.get("moved", "0")), 1, "the line says it moved")
+            self.assertGreaterEqual(int(r.get("moved", "0")), 2, "the line says it moved twice")
             hello = len(harness.client_hello("example.com"))
             self.assertEqual(r["up"], hello + len(s.sent), "all bytes counted up")
             self.assertEqual(r["down"], hello + len(s.sent), "all bytes counted down")
-        self.assertEqual(len(worker_pids(d)), 2)
+        # The new processes hold nothing of the connections once they are closed: the same
+        # descriptors as the old ones had before any (the upgrade channel closed too), and the
+        # memory the workers grew for 200 relays given back but for a margin.
+        wait_until(lambda: fds(new_parent)[0] == baseline_fds[d.pid], 5,
+                   what=f"the new parent's descriptors ({fds(new_parent)[0]}) back to "
+                        f"{baseline_fds[d.pid]}")
+        worker_baseline = max(v for p, v in baseline_fds.items() if p != d.pid)
+        for p in new_workers:
+            wait_until(lambda: fds(p)[0] <= worker_baseline, 5,
+                       what=f"worker {p}'s descriptors ({fds(p)[0]}) back to {worker_baseline}")
+            self.assertLessEqual(rss_kib(p), baseline_rss + 8192, f"worker {p} kept its memory")
+        os.kill(new_parent, signal.SIGTERM)
+        _, status = os.waitpid(new_parent, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, "the new parent did not exit 0")
 
     def test_half_closed_and_slow_backend_move_intact(self):
         reply = os.urandom(1 << 20)
@@ -233,6 +293,28 @@ class MoveTest(DaemonTestCase):
         with open_echo(d) as s:  # still serving
             s.sendall(b"x")
             self.assertEqual(read_exactly(s, 1), b"x")
+
+    def test_moves_are_counted_by_generation(self):
+        self.hosts.raw("example.com", echo_handler)
+        mport = harness.free_port()
+        d = self.start(workers=1, extra=["-o", f"metrics=127.0.0.1:{mport}"])
+        conns = [open_echo(d) for _ in range(3)]
+        for c in conns:
+            self.addCleanup(c.close)
+
+        def moved():
+            return {dict(labels)["generation"]: v for (name, labels), v
+                    in samples(scrape(f"127.0.0.1:{mport}")).items()
+                    if name == "sniproxyd_connections_moved_total"}
+        self.assertEqual(moved(), {})
+        for gen in (2, 3):
+            self.rollover_and_wait_old_gone(d)
+            wait_until(lambda: moved().get(str(gen)) == 3, 5,
+                       what=f"3 moves counted for generation {gen}")
+        self.assertEqual(moved(), {"2": 3, "3": 3})
+        for c in conns:  # still relayed, by generation 3
+            c.sendall(b"ping")
+            self.assertEqual(read_exactly(c, 4), b"ping")
 
     def test_moving_off_drains_as_before(self):
         self.hosts.raw("example.com", echo_handler)

@@ -1,0 +1,32 @@
+// moving_forward.h: a received moving message as it goes on, byte for byte and with the
+// descriptors it came with (the supervisor's forwarding, rollover and upgrade alike).
+#pragma once
+
+#include "protocol.h"
+
+#include <cstddef>
+#include <span>
+#include <string>
+
+namespace sniproxy {
+
+inline Encoded as_sent(const Received& m)
+{
+    return { Msg::moving, std::string(reinterpret_cast<const char*>(m.payload), m.payload_len) };
+}
+
+struct MovingFds {
+    int fds[3] {};
+    std::size_t n = 0;
+    operator std::span<const int>() const { return { fds, n }; }
+};
+
+inline MovingFds fds_of(const Received& m)
+{
+    MovingFds f;
+    for (; f.n < m.nfds && f.n < 3; f.n++)
+        f.fds[f.n] = m.fds[f.n].get();
+    return f;
+}
+
+} // namespace sniproxy
