@@ -5,6 +5,13 @@
 // early; when connections come close together, stopping early costs an epoll_wait (and a
 // smaller hand-over) per connection instead, so then the pacer asks the kernel the queue's
 // length (TCP_INFO's tcpi_unacked on a listener, one getsockopt) and takes exactly that.
+//
+// "Close together" is told two ways. By time: readiness again within busy_gap_ns. By what
+// the previous readiness found, whatever the time since: the time between two reports
+// includes the parent's other callbacks, so a parent whose every loop turn is longer than
+// the gap (busy workers' messages, SCHED_BATCH's late wake-ups) would otherwise take one
+// connection a turn while its queue fills. So the queue is asked too when the previous
+// readiness used its whole budget without EAGAIN and may have left some behind.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +26,11 @@ public:
     // Readiness this soon after the previous one means connections come faster than the
     // parent takes them one by one (4,000 a second and more): ask the queue's length.
     static constexpr std::int64_t busy_gap_ns = 250'000;
+    // After the queue was asked and held at most one (connections come apart), this many
+    // readinesses that took their one accept are not reason enough to ask again: at a modest
+    // rate a probe per connection would cost what the pacer saves. A parent falling behind
+    // is noticed within this many loop turns.
+    static constexpr unsigned calm_readinesses = 8;
 
     // Whether to ask the kernel the queue length before accepting, on a readiness at now_ns.
     bool wants_probe(std::int64_t now_ns);
@@ -27,10 +39,19 @@ public:
     // How many to accept now: one when the probe was skipped, what is queued (at most
     // max_batch) when it answered, max_batch (until EAGAIN, as for a non-TCP socket whose
     // queue nobody can tell) when it failed.
-    static std::size_t budget(Probe probe, std::size_t queued);
+    std::size_t budget(Probe probe, std::size_t queued);
+
+    // What this readiness did with its budget: `tried` accepts (refused and failed ones
+    // included), `emptied`: the last said EAGAIN.
+    void finished(std::size_t tried, bool emptied);
 
 private:
     std::int64_t last_ns_ = 0; // the previous readiness; 0: none yet
+    Probe probe_ = Probe::skipped; // this readiness's
+    std::size_t queued_ = 0; // what its probe answered
+    std::size_t budget_ = 1;
+    bool behind_ = false; // the previous readiness may have left connections queued
+    unsigned calm_ = 0; // readinesses still to go before a full one-accept budget counts
 };
 
 } // namespace sniproxy

@@ -101,22 +101,33 @@ namespace {
         msg.msg_controllen = sizeof l.control;
     }
 
+    // Calls f(fd) for every descriptor that came with `msg`.
+    template <typename F> void each_fd(const msghdr& msg, F&& f)
+    {
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; i++) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                f(fd);
+            }
+        }
+    }
+
     // One record of n > 0 bytes received into `out` through `msg`: takes every descriptor
     // first, so none leaks whatever happens next, then says whether the record fit.
     Recv take(const msghdr& msg, std::size_t n, Received& out)
     {
         UniqueFd fds[max_fds];
         std::size_t nfds = 0;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                continue;
-            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count && nfds < max_fds; i++) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        each_fd(msg, [&](int fd) {
+            if (nfds < max_fds) // the control buffer holds no more than max_fds
                 fds[nfds++].reset(fd);
-            }
-        }
+            else
+                UniqueFd closing(fd);
+        });
         out.payload_len = std::min(n - 1, max_message);
         out.nfds = std::min(nfds, max_fds_per_message);
         for (std::size_t i = 0; i < out.nfds; i++)
@@ -125,6 +136,13 @@ namespace {
         if (msg.msg_flags & MSG_TRUNC || n > max_message || out.fds_truncated)
             return Recv::invalid;
         return Recv::message;
+    }
+
+    // A record of no bytes reads as the end of file, but a peer can attach descriptors to
+    // one: they are ours now, and closed.
+    void close_fds(const msghdr& msg)
+    {
+        each_fd(msg, [](int fd) { UniqueFd closing(fd); });
     }
 
     Recv failed(int err)
@@ -144,8 +162,10 @@ Recv receive_message(int channel, Received& out)
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return failed(errno);
-    if (n == 0)
+    if (n == 0) {
+        close_fds(msg);
         return Recv::eof;
+    }
     return take(msg, static_cast<std::size_t>(n), out);
 }
 
@@ -184,11 +204,14 @@ void receive_messages(int channel, ReceiveBatch& batch)
         return;
     }
     batch.end = static_cast<std::size_t>(got) < max_receive_batch ? Recv::again : Recv::message;
+    // recvmmsg does not stop at a record of no bytes (the end of file, or a peer's empty
+    // one), so every record it returned is gone through, those after it closed unread.
     for (std::size_t i = 0; i < static_cast<std::size_t>(got); i++) {
         const std::size_t n = l.msgs[i].msg_len;
-        if (n == 0) { // the worker's end closed: what came before it still counts
+        if (n == 0 || batch.end == Recv::eof) { // what came before it still counts
             batch.end = Recv::eof;
-            return;
+            close_fds(l.msgs[i].msg_hdr);
+            continue;
         }
         batch.results[i] = take(l.msgs[i].msg_hdr, n, batch.messages[i]);
         batch.count = i + 1;

@@ -26,6 +26,12 @@
 //    cache only says whether one exists; a present one is read per connection as before.
 //  - Any event empties the whole cache (changes are rare; the next connections refill it);
 //    so does an overflowed queue. A failed read of the queue turns the cache off for good.
+//  - Events only come for changes this kernel makes: on a network or FUSE filesystem a
+//    change made elsewhere is never reported. open() leaves the cache off unless the hosts
+//    directory is on a local filesystem known to report everything (inotify_sees_all_changes;
+//    entries on another filesystem mounted below it are the mount case below).
+//  - A removed directory's watch goes (IN_IGNORED), so that entries created and removed
+//    over time do not use up max_watches.
 //  - Not seen: a mount or unmount inside the hosts directory (mounts make no inotify
 //    events). Mounting there needs root, and a rollover (SIGHUP) starts workers afresh.
 #include "hosts_cache.h"
@@ -35,12 +41,16 @@
 #include "log.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 namespace sniproxy {
 
@@ -81,6 +91,32 @@ int cached_file_bit(std::string_view path, std::string_view* entry)
     return -1;
 }
 
+bool inotify_sees_all_changes(std::uint64_t f_type)
+{
+    // An allowlist: a type missing here costs a cache, one wrongly here costs correctness.
+    // Overlayfs reports what is done through it (changing its layers beneath it is not
+    // supported by overlayfs itself); read-only images never change.
+    constexpr std::uint64_t local[] = {
+        EXT4_SUPER_MAGIC, // ext2, ext3, ext4
+        XFS_SUPER_MAGIC,
+        BTRFS_SUPER_MAGIC,
+        TMPFS_MAGIC,
+        RAMFS_MAGIC,
+        F2FS_SUPER_MAGIC,
+        0x2fc12fc1, // zfs (not in linux/magic.h)
+        0xca451a4e, // bcachefs
+        0x3153464a, // jfs
+        REISERFS_SUPER_MAGIC,
+        OVERLAYFS_SUPER_MAGIC,
+        SQUASHFS_MAGIC,
+        EROFS_SUPER_MAGIC_V1,
+    };
+    for (std::uint64_t t : local)
+        if (t == f_type)
+            return true;
+    return false;
+}
+
 bool is_sibling_link(std::string_view target)
 {
     return !target.empty() && target != "." && target != ".."
@@ -94,12 +130,26 @@ HostsCache::HostsCache(std::string root)
 
 bool HostsCache::open(std::string* err)
 {
+    const std::string dir = root_.empty() ? "." : root_;
+    struct statfs fs;
+    if (statfs(dir.c_str(), &fs) != 0) {
+        *err = errno_message("statfs " + dir, errno);
+        return false;
+    }
+    // f_type is a signed word on some architectures: its 32 bits are the magic number.
+    const auto type = static_cast<std::uint64_t>(static_cast<std::uint32_t>(fs.f_type));
+    if (!inotify_sees_all_changes(type)) {
+        char hex[16];
+        std::snprintf(hex, sizeof hex, "%#llx", static_cast<unsigned long long>(type));
+        *err = "the hosts directory is on a filesystem (type " + std::string(hex)
+            + ") not known to report every change to inotify (network, FUSE...)";
+        return false;
+    }
     UniqueFd fd(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
     if (!fd) {
         *err = errno_message("inotify_init1", errno);
         return false;
     }
-    const std::string dir = root_.empty() ? "." : root_;
     if (inotify_add_watch(fd.get(), dir.c_str(), watch_mask) < 0) {
         *err = errno_message("watching " + dir, errno);
         return false;
@@ -116,7 +166,8 @@ void HostsCache::refresh()
     for (;;) {
         const ssize_t n = read(inotify_.get(), buf, sizeof buf);
         if (n > 0) {
-            entries_.clear(); // what the events were does not matter
+            entries_.clear(); // what the events were does not matter, except:
+            forget_removed_watches({ buf, static_cast<std::size_t>(n) });
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -128,6 +179,17 @@ void HostsCache::refresh()
         entries_.clear();
         watches_.clear();
         return;
+    }
+}
+
+void HostsCache::forget_removed_watches(std::span<const char> events)
+{
+    for (std::size_t at = 0; at + sizeof(inotify_event) <= events.size();) {
+        inotify_event e;
+        std::memcpy(&e, events.data() + at, sizeof e);
+        if (e.mask & IN_IGNORED) // the directory is gone (or its watch was removed)
+            watches_.erase(e.wd);
+        at += sizeof e + e.len;
     }
 }
 

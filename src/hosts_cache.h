@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -25,14 +26,21 @@ int cached_file_bit(std::string_view path, std::string_view* entry);
 // "." or ".."): the only kind of link whose meaning the watch on the hosts directory covers.
 bool is_sibling_link(std::string_view target);
 
+// Whether a filesystem of this statfs(2) f_type reports through inotify every change to its
+// directories, wherever made: a local one. On a network or FUSE filesystem (NFS, CIFS,
+// FUSE, virtiofs, 9p, Ceph...) a change made on another machine or by the server makes no
+// event, and a cached answer (an absent allow!) would stay wrong. Known types only.
+bool inotify_sees_all_changes(std::uint64_t f_type);
+
 class HostsCache {
 public:
     // root: the hosts directory with a trailing '/', or "" for the current directory (the
     // worker's chroot).
     explicit HostsCache(std::string root = "");
 
-    // Creates the inotify instance and watches the hosts directory. False, with the reason,
-    // leaves the cache off: exists() then asks lstat every time, as without a cache.
+    // Creates the inotify instance and watches the hosts directory, if it is on a filesystem
+    // inotify_sees_all_changes. False, with the reason, leaves the cache off: exists() then
+    // asks lstat every time, as without a cache.
     bool open(std::string* err);
     bool active() const { return static_cast<bool>(inotify_); }
 
@@ -45,6 +53,8 @@ public:
     std::size_t entries() const { return entries_.size(); }
     // Entries read from the filesystem so far (each a few system calls): for tests.
     std::uint64_t fills() const { return fills_; }
+    // Directories watched now (a removed one's watch is dropped): for tests.
+    std::size_t watches() const { return watches_.size(); }
 
 private:
     struct Facts {
@@ -52,12 +62,13 @@ private:
         unsigned present = 0; // bit i: the i-th cached file exists (lstat)
     };
     Facts fill(const std::string& entry);
+    void forget_removed_watches(std::span<const char> events);
     bool lstat_ok(const std::string& path) const;
 
     std::string root_;
     UniqueFd inotify_;
     std::unordered_map<std::string, Facts> entries_;
-    std::unordered_set<int> watches_; // the directories watched (removed ones stay counted)
+    std::unordered_set<int> watches_; // the directories watched
     std::uint64_t fills_ = 0;
 };
 

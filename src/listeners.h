@@ -29,13 +29,18 @@ bool bind_and_listen(int fd, const sockaddr_storage& addr, socklen_t len, const 
 // where they came from, `*err` is set when something was passed but is unusable.
 bool adopt_listeners(std::vector<UniqueFd>* out, std::string* how, std::string* err);
 
-// TCP_DEFER_ACCEPT on each TCP listener, for `seconds` (the hello timeout): the kernel
-// queues a connection for accept once its first bytes arrive, so the hello is there when the
-// worker first reads, and a client that stays silent is not accepted at all until the
-// period is over (Linux rounds it up to its SYN-ACK retransmissions: 1, 3, 7, 15, 31... s;
-// then it queues the connection anyway, and the hello timeout applies from then on).
+// TCP_DEFER_ACCEPT on each TCP listener, for `seconds`: the kernel queues a connection for
+// accept once its first bytes arrive, so the hello is there when the worker first reads, and
+// a client that stays silent is not accepted until the period is over (Linux rounds it up to
+// its SYN-ACK retransmissions: 1, 3, 7, 15, 31... s; then it queues the connection anyway,
+// and the hello timeout applies from then on).
 // Called for every listener, bound or passed (systemd, inetd, the old parent on upgrade).
 void defer_accept(const std::vector<UniqueFd>& listeners, int seconds);
+// The period the daemon defers for: one SYN-ACK retransmission, enough for a hello in the
+// client's first segment after its ACK. No longer: a silent client waiting in the kernel is
+// unseen by the deny list, the per-source limits and the shedding (DESIGN: refused ones are
+// closed at once), and thousands of them would fill the SYN queue.
+constexpr int defer_accept_seconds = 1;
 
 // How many connections wait in a TCP listener's accept queue (TCP_INFO: on a listener,
 // tcpi_unacked is the queue's length). False with a reason for any other socket.

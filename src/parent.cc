@@ -33,12 +33,12 @@ namespace {
     {
         using Probe = AcceptPacer::Probe;
         if (!pacer.wants_probe(monotonic_ns()))
-            return AcceptPacer::budget(Probe::skipped, 0);
+            return pacer.budget(Probe::skipped, 0);
         std::size_t queued = 0;
         std::string err; // not TCP (a socket passed to us): until EAGAIN, as ever
         return accept_queue_length(listener, &queued, &err)
-            ? AcceptPacer::budget(Probe::answered, queued)
-            : AcceptPacer::budget(Probe::failed, 0);
+            ? pacer.budget(Probe::answered, queued)
+            : pacer.budget(Probe::failed, 0);
     }
 
     // Arms `ev` for `at_ns` (0: disarmed), touching libevent only when the time changed.
@@ -193,20 +193,27 @@ void Parent::accept_batch(int listener)
 {
     LogBatch lines; // refusals of this wake-up leave in one write
     std::size_t budget = AcceptPacer::max_batch;
+    AcceptPacer* pacer = nullptr;
     for (std::size_t i = 0; i < listeners_.size(); i++)
-        if (listeners_[i].get() == listener)
-            budget = accept_budget(pacers_[i], listener);
+        if (listeners_[i].get() == listener) {
+            pacer = &pacers_[i];
+            budget = accept_budget(*pacer, listener);
+        }
     Pending batch[max_handover];
     std::size_t n = 0;
-    for (std::size_t i = 0; i < budget && dispatcher_.wants_accepting(); i++) {
+    std::size_t tried = 0;
+    bool emptied = false;
+    for (; tried < budget && dispatcher_.wants_accepting(); tried++) {
         ConnectionInfo info;
         socklen_t len = sizeof info.peer;
         UniqueFd fd(accept4(
             listener, reinterpret_cast<sockaddr*>(&info.peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!fd) {
             const int err = errno;
-            if (err == EAGAIN || err == EWOULDBLOCK)
+            if (err == EAGAIN || err == EWOULDBLOCK) {
+                emptied = true;
                 break;
+            }
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 // Out of descriptors: pause (never spin), say so once, retry in a second.
                 if (!fd_exhausted_logged_)
@@ -234,10 +241,14 @@ void Parent::accept_batch(int listener)
         if (n == max_handover) {
             const bool all = dispatcher_.hand_over({ batch, n });
             n = 0;
-            if (!all)
+            if (!all) {
+                tried++;
                 break; // no worker has room: the rest waits in the backlog
+            }
         }
     }
+    if (pacer)
+        pacer->finished(tried, emptied);
     if (n > 0)
         dispatcher_.hand_over({ batch, n });
     dispatcher_.shed_if_needed();

@@ -226,8 +226,9 @@ namespace {
         "splice", "pipe2", "pipe", "eventfd2", "dup", "dup2", "dup3",
         "poll", "ppoll", "epoll_create1", "epoll_create", "epoll_ctl", "epoll_wait",
         "epoll_pwait", "epoll_pwait2",
-        // A worker's hosts cache (hosts_cache.cc), made before its own filter.
-        "inotify_init1", "inotify_add_watch",
+        // A worker's hosts cache (hosts_cache.cc), made before its own filter; statfs: is
+        // the hosts directory on a filesystem whose every change inotify reports.
+        "inotify_init1", "inotify_add_watch", "statfs", "statfs64",
         "openat", "open", "stat", "lstat", "fstat", "newfstatat", "statx", "access",
         "faccessat", "faccessat2", "readlink", "readlinkat", "getdents64", "getcwd", "unlink", "unlinkat",
         "chdir", "fchdir", "chroot", "umask",

@@ -101,13 +101,13 @@ bool open_or_adopt_listeners(
     return bind_listeners(addresses, out, err);
 }
 
-// Whichever way the listeners came, silent clients wait in the kernel for up to the hello
-// timeout before they reach accept (listeners.h).
+// Whichever way the listeners came, silent clients wait in the kernel for a second before
+// they reach accept (listeners.h).
 bool open_listeners(const Options& o, bool upgrading, std::vector<UniqueFd>* out, std::string* err)
 {
     if (!open_or_adopt_listeners(o, upgrading, out, err))
         return false;
-    defer_accept(*out, o.hello_timeout);
+    defer_accept(*out, defer_accept_seconds);
     return true;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 using namespace sniproxy;
@@ -29,6 +30,47 @@ struct Pair {
         b.reset(sv[1]);
     }
 };
+
+// A record of no bytes with these descriptors, which send_message never makes (hence this
+// copy of its control-message set-up).
+void send_empty(int channel, std::span<const int> fds)
+{
+    char byte[1] = {};
+    iovec iov { byte, 0 };
+    msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)] = {};
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    REQUIRE(sendmsg(channel, &msg, MSG_DONTWAIT) == 0);
+}
+
+std::size_t open_fds()
+{
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+        n++;
+    return n;
+}
+
+// A worker's records: one of zero bytes (which reads as the end of file) first, then more,
+// every one with a handful of descriptors.
+void send_empty_then_more(int channel, std::size_t more)
+{
+    UniqueFd null(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    REQUIRE(null);
+    const int fds[] = { null.get(), null.get(), null.get(), null.get() };
+    send_empty(channel, fds);
+    const std::uint8_t rec[] = { 'x' };
+    for (std::size_t i = 0; i < more; i++)
+        REQUIRE(send_message_with_fds(channel, Msg::log, rec, fds) == 0);
+}
 
 bool same_file(int x, int y)
 {
@@ -300,4 +342,26 @@ TEST_CASE("a full batch says more may wait; the end of file comes after what was
     CHECK(batch.end == Recv::eof);
     for (std::size_t i = 0; i < batch.count; i++)
         CHECK(batch.results[i] == Recv::message);
+}
+
+TEST_CASE("descriptors on a zero-length record, and on any record after it, are closed")
+{
+    const std::size_t before = open_fds();
+    {
+        Pair p;
+        send_empty_then_more(p.a.get(), max_receive_batch - 1);
+        ReceiveBatch batch;
+        receive_messages(p.b.get(), batch);
+        CHECK(batch.count == 0);
+        CHECK(batch.end == Recv::eof);
+        batch.release();
+    }
+    CHECK(open_fds() == before);
+    {
+        Pair p;
+        send_empty_then_more(p.a.get(), 0);
+        Received m;
+        CHECK(receive_message(p.b.get(), m) == Recv::eof);
+    }
+    CHECK(open_fds() == before);
 }

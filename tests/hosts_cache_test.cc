@@ -198,3 +198,47 @@ TEST_CASE("a closed cache is plain lstat")
     CHECK(c.exists("example.com/tls-socket"));
     CHECK(c.fills() == 0);
 }
+
+TEST_CASE("entries created and removed over time do not use up the watches")
+{
+    TempHosts h;
+    Opened o(h);
+    HostsCache& c = o.cache;
+    for (int i = 0; i < 1100; i++) { // more than the cache may watch at once
+        const std::string name = "gone" + std::to_string(i) + ".example";
+        h.entry(name, { "tls-socket" });
+        c.refresh();
+        REQUIRE(c.exists(name + "/tls-socket"));
+        h.remove(name + "/tls-socket");
+        h.remove(name);
+        c.refresh();
+    }
+    CHECK(c.watches() == 0);
+    h.entry("example.com", { "tls-socket" });
+    c.refresh();
+    CHECK(c.exists("example.com/tls-socket"));
+    CHECK(c.watches() == 1); // still cached: watched, not looked up every time
+}
+
+TEST_CASE("only local filesystems that report every change are trusted")
+{
+    CHECK(inotify_sees_all_changes(0xef53)); // ext4
+    CHECK(inotify_sees_all_changes(0x58465342)); // xfs
+    CHECK(inotify_sees_all_changes(0x01021994)); // tmpfs
+    CHECK_FALSE(inotify_sees_all_changes(0x6969)); // nfs
+    CHECK_FALSE(inotify_sees_all_changes(0xff534d42)); // cifs
+    CHECK_FALSE(inotify_sees_all_changes(0xfe534d42)); // smb2
+    CHECK_FALSE(inotify_sees_all_changes(0x65735546)); // fuse
+    CHECK_FALSE(inotify_sees_all_changes(0x01021997)); // v9fs
+    CHECK_FALSE(inotify_sees_all_changes(0x00c36400)); // ceph
+
+    // A directory elsewhere (procfs stands in for a network filesystem): the cache stays off
+    // and says why; lookups are plain lstat.
+    HostsCache c("/proc/self/");
+    std::string err;
+    CHECK_FALSE(c.open(&err));
+    CHECK(err.find("filesystem") != std::string::npos);
+    CHECK_FALSE(c.active());
+    CHECK(c.exists("fd"));
+    CHECK(c.fills() == 0);
+}

@@ -3,8 +3,8 @@
 
 Non-TLS bytes are closed without an answer; malformed hellos get the alert DESIGN.md names;
 invalid SNIs get unrecognized_name and never reach _default; a slow client is closed at -T
-(counted from accept, not earlier), a silent one is accepted only after -T (the listeners'
-TCP_DEFER_ACCEPT) and closed -T later; a backend that is down gets internal_error.
+(counted from accept, not earlier), a silent one is accepted only after a second (the
+listeners' TCP_DEFER_ACCEPT) and closed -T later; a backend that is down gets internal_error.
 In every case the log line says why, up=0, and no backend sees a byte.
 """
 import os
@@ -172,9 +172,9 @@ class BadInputTest(DaemonTestCase):
         d = self.start_daemon(hello_timeout=T)
         with connect(d.port) as s:
             start = time.monotonic()
-            # TCP_DEFER_ACCEPT: a silent client waits in the kernel for -T (rounded up to the
-            # SYN-ACK retransmissions: 3 s for T=2) before it is accepted, then -T more.
-            deferred = 3
+            # TCP_DEFER_ACCEPT: a silent client waits in the kernel for 1 s (one SYN-ACK
+            # retransmission) before it is accepted, then -T more; never for -T itself.
+            deferred = 1
             self.assertStillOpen(s, start + T - 0.5)
             self.assertEqual(
                 read_to_eof(s, timeout=start + deferred + T + 1.5 - time.monotonic()), b"")

@@ -9,6 +9,7 @@ once, through the same single worker, asserting that it sees the change.
 import os
 import shutil
 import socket
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -35,6 +36,19 @@ class HostsChangeTest(DaemonTestCase):
         conn = backend.wait_connections(n)[n - 1]
         self.assertTrue(conn.closed.wait(5))
         return bytes(conn.data)
+
+    def test_the_cache_is_on_for_a_local_hosts_directory(self):
+        # Under the daemon's seccomp filters, the worker's statfs of the hosts directory is
+        # allowed and a local filesystem keeps the cache (a network one would turn it off).
+        fs = subprocess.run(["stat", "-f", "-c", "%T", self.hosts.root], capture_output=True,
+                            text=True).stdout.strip()
+        if fs not in ("ext2/ext3", "xfs", "btrfs", "tmpfs", "overlayfs", "zfs", "f2fs"):
+            self.skipTest(f"the hosts directory is on {fs or 'an unknown filesystem'}")
+        self.hosts.raw("example.com")
+        d = self.start_daemon(workers=1)
+        _, log = self.hello(d, "example.com")
+        self.assertEqual(log["result"], "ok")
+        self.assertNotIn("without a cache", d.log())
 
     def test_flag_files_added_and_removed(self):
         backend = self.hosts.raw("example.com")

@@ -291,7 +291,7 @@ class RefusalCounterTest(MetricsBase):
         for _ in range(3):  # denied: closed before a byte is read
             with socket.create_connection(("127.0.0.1", d.port), timeout=5,
                                           source_address=("127.0.0.66", 0)) as s:
-                s.sendall(b"\x16")  # accepted (TCP_DEFER_ACCEPT) once it sent something
+                s.sendall(b"\x16")  # accepted at once (TCP_DEFER_ACCEPT: silent, after 1 s)
                 self.assertClosedWithoutAnswer(s)
         # (an attempt to hold the slot may itself have been refused while the probe lingered)
         before = self.rejected("limit-source") or 0

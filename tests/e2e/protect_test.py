@@ -41,7 +41,8 @@ def connect_from(source, port, host="127.0.0.1", timeout=5):
 def begun_from(source, port, host="127.0.0.1", timeout=5):
     """A client that has sent the first byte of its hello. The listeners defer accept
     (TCP_DEFER_ACCEPT) until a client sends something: one that connects and stays silent
-    is not accepted, counted or refused until -T has passed."""
+    is not accepted, counted or refused for about a second (one SYN-ACK retransmission),
+    which would make each refusal here a second slower and race refused_at_once's wait."""
     s = connect_from(source, port, host, timeout)
     s.sendall(b"\x16")
     return s
@@ -144,6 +145,17 @@ class ProtectTest(harness.DaemonTestCase):
         self.assert_refused(d, "127.0.0.66", "denied")  # deny wins over allow
         self.assert_refused(d, "127.0.1.1", "denied")  # outside allow
         echo_from("127.0.0.65", d).close()
+
+    def test_a_silent_denied_client_is_closed_within_about_a_second(self):
+        # The listeners defer accept for 1 s (one SYN-ACK retransmission), not for -T: a
+        # client that never sends a byte still reaches the deny list that soon.
+        d = self.start("deny=127.0.0.66", hello_timeout=10)
+        s = connect_from("127.0.0.66", d.port, d.host, timeout=10)
+        port = s.getsockname()[1]
+        start = time.monotonic()
+        self.assertTrue(refused_at_once(s, timeout=10), "a byte from a refused connection")
+        self.assertLess(time.monotonic() - start, 3, "a silent denied client waited in the kernel")
+        self.assertIn("result=denied ", self.result_of(d, "127.0.0.66", port))
 
     def test_ipv6_sources_in_one_prefix_count_as_one(self):
         if not harness.is_root():
