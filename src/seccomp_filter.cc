@@ -13,7 +13,6 @@
 #include <linux/futex.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -234,7 +233,7 @@ namespace {
         "chdir", "fchdir", "chroot", "umask",
         "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "futex",
         "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",
-        "getrandom", "uname", "sched_getaffinity", "sched_yield", "sched_getscheduler", "getpriority",
+        "getrandom", "uname", "sched_getaffinity", "sched_yield",
         "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid",
         "getresuid", "getresgid", "getgroups",
         // Spawning workers and the upgraded parent, and what they do before their own filter.
@@ -258,13 +257,6 @@ namespace {
         // syslog's datagram socket, the workers' channels and their backend connections.
         if (!allow(ctx, "socket", { arg(0, SCMP_CMP_EQ, AF_UNIX) }, error))
             return false;
-        // The parent's own CPU policy, set again by an upgraded parent, and a child's return
-        // to the default before exec (sched_policy.h); nobody else's.
-        for (int policy : { SCHED_OTHER, SCHED_BATCH })
-            if (!allow(ctx, "sched_setscheduler",
-                    { arg(0, SCMP_CMP_EQ, 0), arg(1, SCMP_CMP_EQ, static_cast<scmp_datum_t>(policy)) },
-                    error))
-                return false;
         // An upgraded parent adopts the listeners under this filter: it asks SO_ACCEPTCONN
         // and sets the options accepted sockets inherit. Nothing else (no TCP_ULP, no
         // SO_ATTACH_FILTER on a client's socket).

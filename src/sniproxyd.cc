@@ -11,7 +11,6 @@
 #include "parent.h"
 #include "pipe_pool.h"
 #include "sandbox.h"
-#include "sched_policy.h"
 #include "settings_file.h"
 #include "spawn.h"
 #include "upgrade_channel.h"
@@ -269,14 +268,6 @@ int main(int argc, char* argv[])
             return 1;
         }
         logf(LogLevel::debug, "parent keeps only %s", kept.c_str());
-    }
-    {
-        bool changed = false;
-        std::string error;
-        if (!batch_parent(&changed, &error))
-            logf(LogLevel::notice, "%s; the parent keeps its CPU policy", error.c_str());
-        else if (changed)
-            logf(LogLevel::debug, "parent: SCHED_BATCH (accepts in batches beside a busy worker)");
     }
     const std::string metrics_socket = settings.metrics ? settings.metrics->unix_path : "";
     if (std::string error;

@@ -4,7 +4,6 @@
 #include "spawn.h"
 
 #include "log.h"
-#include "sched_policy.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -108,7 +107,6 @@ bool spawn(const SpawnRequest& r, pid_t* child, std::string* err)
         return true;
     }
     reset_signals();
-    restore_child_policy();
     // Child. Move the inherited fds out of the way first, then into 3, 4, ...: a plain
     // dup2 loop could overwrite one that is still to be moved.
     int moved[64];

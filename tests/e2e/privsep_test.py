@@ -135,15 +135,6 @@ class PrivsepTest(DaemonTestCase):
             self.assertEqual(read_to_eof(s), b"")
             self.assertEqual(d.connection_log(s.getsockname()[1])["result"], "ok")
 
-    def test_parent_accepts_as_sched_batch_and_workers_do_not(self):
-        if os.sched_getscheduler(0) != os.SCHED_OTHER:
-            self.skipTest("the test runs under a chosen CPU policy, which the daemon keeps")
-        d, workers = self.start_and_find_workers()
-        policy = lambda pid: os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK
-        self.assertEqual(policy(d.pid), os.SCHED_BATCH)
-        for w in workers:
-            self.assertEqual(policy(w), os.SCHED_OTHER, f"worker {w}")
-
     @needs_root
     def test_parent_keeps_only_four_capabilities(self):
         d, _ = self.start_and_find_workers()
