@@ -113,7 +113,7 @@ private:
     // supervisor_queues.cc: every queue's entries counted against max_queued_moves and the
     // descriptor budget; false when full (the caller gives back or loses `m`, untouched).
     bool enqueue(Queue& q, Received& m, std::uint32_t id, pid_t pid, const HeldConnection& held);
-    void dequeue(Queue& q);
+    QueuedUp dequeue(Queue& q); // the front, out of the count
     void drop_queued(const WorkerSlot& w);
     void expire_queues(std::int64_t now);
     std::int64_t next_queue_expiry() const;

@@ -22,10 +22,12 @@ bool Supervisor::enqueue(
     return true;
 }
 
-void Supervisor::dequeue(Queue& q)
+Supervisor::QueuedUp Supervisor::dequeue(Queue& q)
 {
-    queued_fds_ -= q.front().m->nfds;
+    QueuedUp front = std::move(q.front());
     q.pop_front();
+    queued_fds_ -= front.m->nfds;
+    return front;
 }
 
 // What it queued may be lies (a connection handed over twice): closed, and counted lost.
@@ -53,8 +55,7 @@ void Supervisor::expire_queues(std::int64_t now)
     };
     std::size_t lost = 0;
     while (due(rollover_queue_)) {
-        QueuedUp q = std::move(rollover_queue_.front());
-        dequeue(rollover_queue_);
+        QueuedUp q = dequeue(rollover_queue_);
         WorkerSlot* from = find(q.pid);
         std::string err;
         if (!from || from->reaped || !from->held.contains(q.id))
@@ -63,8 +64,7 @@ void Supervisor::expire_queues(std::int64_t now)
             violation(*from, err);
     }
     while (due(adopt_queue_)) {
-        QueuedUp q = std::move(adopt_queue_.front());
-        dequeue(adopt_queue_);
+        QueuedUp q = dequeue(adopt_queue_);
         send_back(*q.m);
     }
     for (Queue* q : { &give_back_queue_, &send_back_queue_ })
