@@ -12,14 +12,13 @@ namespace sniproxy {
 
 namespace {
     constexpr std::int64_t pause_ns = 1'000'000'000;
-
-    // Errors that mean the other end of the channel is gone for good.
-    bool channel_broken(int err)
-    {
-        return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF
-            || err == ECONNREFUSED;
-    }
 } // namespace
+
+bool channel_broken(int err)
+{
+    return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF
+        || err == ECONNREFUSED;
+}
 
 Dispatcher::Dispatcher(WorkerList& workers, std::size_t max_per_worker, Clock& clock)
     : workers_(workers)

@@ -25,6 +25,10 @@ struct Pending {
     SourceKey key; // what SourceLimits::admit returned (not counted: nothing to release)
 };
 
+// A send error that means the other end of a channel is gone for good (others, such as
+// ENOBUFS or ETOOMANYREFS, are the kernel's limit of the moment).
+bool channel_broken(int err);
+
 class Dispatcher {
 public:
     Dispatcher(WorkerList& workers, std::size_t max_per_worker, Clock& clock);

@@ -69,11 +69,11 @@ Supervisor::Adopt Supervisor::try_forward(
             return Adopt::done;
         }
         dispatcher_.transfer(*to, w, id, err);
-        if (sent == EAGAIN) {
+        if (channel_broken(sent)) {
+            mark_broken(*to, sent);
+        } else { // full, or the kernel's limit of the moment: when it has room
             to->waiting_for_room = true;
             to->channel->wait_for_room();
-        } else {
-            mark_broken(*to, sent);
         }
     }
     return dispatcher_.room_when_writable() ? Adopt::wait : Adopt::no_room;
