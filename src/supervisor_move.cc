@@ -26,7 +26,7 @@ bool Supervisor::forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, 
     const auto held = w.held.find(c.id);
     if (held == w.held.end() || held->second.in_hello || held->second.in_transit) {
         *err = what
-            + (held == w.held.end()     ? ", which it does not hold"
+            + (held == w.held.end()         ? ", which it does not hold"
                     : held->second.in_hello ? " in its hello phase"
                                             : " a second time");
         return false;
@@ -135,8 +135,8 @@ bool Supervisor::give_back(WorkerSlot& w, Received& m, std::uint32_t id, std::st
     w.moves_refused++;
     HeldConnection& held = w.held.at(id);
     held.in_transit = false;
-    const int sent = give_back_queue_.empty() ? w.channel->send_moving(as_sent(m), fds_of(m))
-                                              : EAGAIN;
+    const int sent
+        = give_back_queue_.empty() ? w.channel->send_moving(as_sent(m), fds_of(m)) : EAGAIN;
     if (sent == EAGAIN && enqueue(give_back_queue_, m, id, w.pid, held)) {
         held.in_transit = true;
         w.channel->wait_for_room();
@@ -156,8 +156,7 @@ bool Supervisor::on_moving_cut(WorkerSlot& w, std::uint32_t id)
 {
     const auto held = w.held.find(id);
     std::string err = "handed over connection " + std::to_string(id) + " (descriptors cut), ";
-    if (!w.draining || held == w.held.end() || held->second.in_hello
-        || held->second.in_transit) {
+    if (!w.draining || held == w.held.end() || held->second.in_hello || held->second.in_transit) {
         violation(w, err + "which it could not hand over");
         return false;
     }

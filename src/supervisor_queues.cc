@@ -50,9 +50,8 @@ void Supervisor::drop_queued(const WorkerSlot& w)
 // ended), one taken over from the old parent goes back there, a give-back is lost.
 void Supervisor::expire_queues(std::int64_t now)
 {
-    const auto due = [&](const Queue& q) {
-        return !q.empty() && now - q.front().queued_ns >= grace_ns();
-    };
+    const auto due
+        = [&](const Queue& q) { return !q.empty() && now - q.front().queued_ns >= grace_ns(); };
     std::size_t lost = 0;
     while (due(rollover_queue_)) {
         QueuedUp q = dequeue(rollover_queue_);

@@ -151,8 +151,8 @@ bool Supervisor::on_upgrade_message(Received& m)
 
 bool Supervisor::adopt_or_queue(Received& m, const MovingMsg& c, std::string* err)
 {
-    Adopt a = adopt_queue_.empty() ? try_adopt(m, c, dispatcher_.key_for(c.source), err)
-                                   : Adopt::wait;
+    Adopt a
+        = adopt_queue_.empty() ? try_adopt(m, c, dispatcher_.key_for(c.source), err) : Adopt::wait;
     if (a == Adopt::error)
         return false;
     if (a == Adopt::done)
@@ -164,7 +164,8 @@ bool Supervisor::adopt_or_queue(Received& m, const MovingMsg& c, std::string* er
 
 // The new parent: a fresh id in our own id space, the least-loaded worker with room, counted
 // for `key` (its source as the message says; a balancer's PROXY LOCAL is not counted, as on
-// accept). Its channel full: the next, or wait for room; failed: the next. No worker with room at all
+// accept). Its channel full: the next, or wait for room; failed: the next. No worker with
+// room at all
 // (-c): the caller sends it back over the channel, and the old parent gives it back to its
 // worker.
 Supervisor::Adopt Supervisor::try_adopt(
@@ -196,7 +197,7 @@ Supervisor::Adopt Supervisor::try_adopt(
 void Supervisor::send_back(Received& m)
 {
     upgrade_refused_++;
-    int sent = !upgrade_link_ ? EPIPE
+    int sent = !upgrade_link_      ? EPIPE
         : send_back_queue_.empty() ? upgrade_link_->send_moving(as_sent(m), fds_of(m))
                                    : EAGAIN;
     if (sent == EAGAIN && enqueue(send_back_queue_, m, 0, -1, {})) {
