@@ -165,9 +165,8 @@ bool Supervisor::adopt_or_queue(Received& m, const MovingMsg& c, std::string* er
 // The new parent: a fresh id in our own id space, the least-loaded worker with room, counted
 // for `key` (its source as the message says; a balancer's PROXY LOCAL is not counted, as on
 // accept). Its channel full: the next, or wait for room; failed: the next. No worker with
-// room at all
-// (-c): the caller sends it back over the channel, and the old parent gives it back to its
-// worker.
+// room at all (-c): the caller sends it back over the channel, and the old parent gives it
+// back to its worker.
 Supervisor::Adopt Supervisor::try_adopt(
     Received& m, const MovingMsg& c, const SourceKey& key, std::string* err)
 {
