@@ -308,8 +308,10 @@ void Parent::read_worker(WorkerSlot& w)
                 stop = !supervisor_.on_message(w, batch.messages[i]);
             else if (const auto id = cut_moving_id(m))
                 stop = !supervisor_.on_moving_cut(w, *id);
-            else
-                supervisor_.violation(w, "a message that does not fit"), stop = true;
+            else {
+                supervisor_.violation(w, "a message that does not fit");
+                stop = true;
+            }
         }
         batch.release(); // what a message carried and nobody took is closed now
         if (stop || batch.end == Recv::eof || batch.end == Recv::error) {

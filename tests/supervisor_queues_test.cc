@@ -6,6 +6,7 @@
 // descriptors cut on arrival cost the connection, not the worker.
 #include "catch.h"
 #include "fake_workers.h"
+#include "moving_forward.h"
 #include "supervisor.h"
 #include "supervisor_rig.h"
 
@@ -210,4 +211,16 @@ TEST_CASE("a rollover's queued connection goes back to its worker a grace later"
     CHECK(r.old->moves_refused == 1);
     CHECK(r.s.queued_fds() == 0);
     CHECK(r.say(*r.old, encode(with_ids<ClosedMsg>({ 1 })))); // its own again
+}
+
+TEST_CASE("only a moving message with fewer descriptors than sent counts as cut")
+{
+    MoveFds f;
+    Received m = moving(7, { f.tcp.get() });
+    CHECK_FALSE(cut_moving_id(m)); // not cut: the decoder refuses it
+    m.fds_truncated = true; // MSG_CTRUNC: one of two arrived
+    CHECK(cut_moving_id(m) == 7u);
+    Received many = moving(7, { f.tcp.get(), f.unix_a.get(), f.pipe_r.get() });
+    many.fds_truncated = true; // more than a moving message carries: a lie
+    CHECK_FALSE(cut_moving_id(many));
 }
