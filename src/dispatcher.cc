@@ -12,14 +12,13 @@ namespace sniproxy {
 
 namespace {
     constexpr std::int64_t pause_ns = 1'000'000'000;
-
-    // Errors that mean the other end of the channel is gone for good.
-    bool channel_broken(int err)
-    {
-        return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF
-            || err == ECONNREFUSED;
-    }
 } // namespace
+
+bool channel_broken(int err)
+{
+    return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF
+        || err == ECONNREFUSED;
+}
 
 Dispatcher::Dispatcher(WorkerList& workers, std::size_t max_per_worker, Clock& clock)
     : workers_(workers)
@@ -138,8 +137,9 @@ bool Dispatcher::on_closed(WorkerSlot& w, std::span<const std::uint32_t> ids, st
 {
     for (const std::uint32_t id : ids) {
         const auto it = w.held.find(id);
-        if (it == w.held.end()) {
-            *err = "reported connection " + std::to_string(id) + " closed, which it does not hold";
+        if (it == w.held.end() || it->second.in_transit) {
+            *err = "reported connection " + std::to_string(id) + " closed, "
+                + (it == w.held.end() ? "which it does not hold" : "which it handed over");
             return false;
         }
         release(it->second);
@@ -250,21 +250,25 @@ void Dispatcher::put(WorkerSlot& to, std::uint32_t id, const HeldConnection& c)
         to.inflight++;
 }
 
-// An established connection: admitted for its source as on accept (a refusal does not cut
-// it; it is then not counted), its hello over.
-void Dispatcher::adopt(
-    WorkerSlot& to, std::uint32_t id, const sockaddr_storage& source, std::int64_t accepted_ns)
+SourceKey Dispatcher::key_for(const sockaddr_storage& source) const
+{
+    SourceKey key;
+    if (limits_ && (source.ss_family == AF_INET || source.ss_family == AF_INET6)) {
+        key = limits_->key_of(ip_of(source));
+        key.counted = true;
+    }
+    return key;
+}
+
+// An established connection, its hello over: counted, never refused (a move must not cut
+// it), and without a source-rate token, so a busy address is not refused after an upgrade.
+void Dispatcher::adopt(WorkerSlot& to, std::uint32_t id, SourceKey key, std::int64_t accepted_ns)
 {
     HeldConnection c;
     c.accepted_ns = accepted_ns;
     c.in_hello = false;
-    if (limits_ && (source.ss_family == AF_INET || source.ss_family == AF_INET6)) {
-        const Admission a = limits_->admit(ip_of(source), now());
-        if (a.verdict == Verdict::ok) {
-            c.key = a.key;
-            limits_->hello_done(c.key);
-        }
-    }
+    if (limits_ && key.counted)
+        c.key = limits_->count_established(key, now());
     put(to, id, c);
 }
 

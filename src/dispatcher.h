@@ -25,6 +25,10 @@ struct Pending {
     SourceKey key; // what SourceLimits::admit returned (not counted: nothing to release)
 };
 
+// A send error that means the other end of a channel is gone for good (others, such as
+// ENOBUFS or ETOOMANYREFS, are the kernel's limit of the moment).
+bool channel_broken(int err);
+
 class Dispatcher {
 public:
     Dispatcher(WorkerList& workers, std::size_t max_per_worker, Clock& clock);
@@ -53,11 +57,14 @@ public:
     // comes back with put() if the new parent has no room.
     bool take(WorkerSlot& from, std::uint32_t id, HeldConnection* out, std::string* err);
     void put(WorkerSlot& to, std::uint32_t id, const HeldConnection& c);
-    // In the new parent: an id `to` does not hold, and then the established connection from
-    // the old parent under it, counted for `source` (AF_UNSPEC: not counted).
+    // An id `to` does not hold, and then an established connection taken over under it (from
+    // an upgrade's old parent, or a rollover's whose old worker ended), counted for `key` when
+    // key.counted (never refused, no source-rate token: it was admitted once already).
     std::uint32_t fresh_id(const WorkerSlot& to);
-    void adopt(WorkerSlot& to, std::uint32_t id, const sockaddr_storage& source,
-        std::int64_t accepted_ns);
+    void adopt(WorkerSlot& to, std::uint32_t id, SourceKey key, std::int64_t accepted_ns);
+    // The key an established connection from `source` is counted under (counted: to be
+    // counted). AF_UNSPEC (a balancer's PROXY LOCAL) is not counted, as on accept.
+    SourceKey key_for(const sockaddr_storage& source) const;
     // Some worker would take a connection but for its full channel.
     bool room_when_writable() const;
     // The worker is gone: each connection it held is released.

@@ -5,6 +5,8 @@
 #include "protocol.h"
 
 #include <cstddef>
+#include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -27,6 +29,18 @@ inline MovingFds fds_of(const Received& m)
     for (; f.n < m.nfds && f.n < 3; f.n++)
         f.fds[f.n] = m.fds[f.n].get();
     return f;
+}
+
+// A moving message that did not fit only because recvmsg cut its descriptors (MSG_CTRUNC:
+// the receiver is out of them, so fewer than the three a moving message may carry arrived):
+// its connection id (the first field), to count it lost. More than fit is a lie, not a cut.
+inline std::optional<std::uint32_t> cut_moving_id(const Received& m)
+{
+    if (m.type != Msg::moving || !m.fds_truncated || m.nfds >= 3 || m.payload_len < 4)
+        return std::nullopt;
+    std::uint32_t id;
+    std::memcpy(&id, m.payload, sizeof id);
+    return id;
 }
 
 } // namespace sniproxy

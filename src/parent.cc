@@ -9,12 +9,14 @@
 #include "listeners.h"
 #include "log.h"
 #include "metrics_process.h"
+#include "moving_forward.h"
 #include "protocol.h"
 #include "settings_file.h"
 #include "spawn.h"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +88,9 @@ Parent::Parent(const Options& options, Settings settings, Invocation invocation,
     event_config_free(cfg);
     dispatcher_.set_limits(&gate_.limits());
     dispatcher_.set_capacity(max_per_worker_ * static_cast<std::size_t>(worker_count_));
+    // Moves waiting for room hold descriptors: half of ours at most, the rest for accepting.
+    if (rlimit nofile; getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
+        supervisor_.set_queued_fd_budget(static_cast<std::size_t>(nofile.rlim_cur / 2));
 }
 
 Parent::~Parent() = default;
@@ -307,11 +312,17 @@ void Parent::read_worker(WorkerSlot& w)
         read += static_cast<int>(batch.count);
         bool stop = false;
         for (std::size_t i = 0; i < batch.count && !stop; i++) {
-            // A worker's records are bounded by its encoder: one that does not fit is a lie.
-            if (batch.results[i] == Recv::invalid)
+            // A worker's records are bounded by its encoder: one that does not fit is a lie,
+            // unless its descriptors were cut (we are out of them: the connection is lost).
+            const Received& m = batch.messages[i];
+            if (batch.results[i] != Recv::invalid)
+                stop = !supervisor_.on_message(w, batch.messages[i]);
+            else if (const auto id = cut_moving_id(m))
+                stop = !supervisor_.on_moving_cut(w, *id);
+            else {
                 supervisor_.violation(w, "a message that does not fit");
-            stop = batch.results[i] == Recv::invalid
-                || !supervisor_.on_message(w, batch.messages[i]);
+                stop = true;
+            }
         }
         batch.release(); // what a message carried and nobody took is closed now
         if (stop || batch.end == Recv::eof || batch.end == Recv::error) {

@@ -4,6 +4,7 @@
 #include "parent_upgrade.h"
 
 #include "log.h"
+#include "moving_forward.h"
 #include "protocol.h"
 
 namespace sniproxy {
@@ -69,6 +70,10 @@ void Parent::UpgradeChannel::read()
             logf(LogLevel::notice, "upgrade channel closed by the other parent");
             close();
             return;
+        }
+        if (const auto id = r == Recv::invalid ? cut_moving_id(m) : std::nullopt) {
+            parent_.supervisor_.on_upgrade_cut(*id); // we are out of descriptors: lost
+            continue;
         }
         if (r == Recv::invalid) {
             logf(LogLevel::err,

@@ -273,6 +273,20 @@ Admission SourceLimits::move(const SourceKey& from, const IpAddress& source, Clo
     return admit(source, now);
 }
 
+SourceKey SourceLimits::count_established(SourceKey key, Clock::time_point now)
+{
+    drop_forgettable(nanoseconds(now));
+    key.counted = false;
+    std::uint32_t i = find(key);
+    if (i == none && (i = insert(key, nanoseconds(now))) == none)
+        return key;
+    Entry& e = entries_[i];
+    if (e.connections++ == 0)
+        idle_remove(i);
+    key.counted = true;
+    return key;
+}
+
 SourceLimits::Counts SourceLimits::counts(const SourceKey& key) const
 {
     const std::uint32_t i = find(key);

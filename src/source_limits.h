@@ -64,6 +64,10 @@ public:
     // `source`: releases `from` and admits it as a new connection of `source`. If refused,
     // the connection holds nothing (the returned key is not counted) and must be closed.
     Admission move(const SourceKey& from, const IpAddress& source, Clock::time_point now);
+    // An established connection taken over (a move whose old worker ended, an upgrade):
+    // counted for `key` past its hello, never refused and no source-rate token spent, as it
+    // was admitted once already. The returned key is counted unless the table is full.
+    SourceKey count_established(SourceKey key, Clock::time_point now);
 
     struct Counts {
         unsigned connections = 0;

@@ -135,6 +135,7 @@ void Supervisor::violation(WorkerSlot& w, const std::string& why)
     w.violated = true;
     if (!w.reaped) // a pid already reaped may have been given to another process
         spawner_.kill(w.pid, SIGKILL);
+    drop_queued(w);
     dispatcher_.flush_pending();
 }
 
@@ -249,6 +250,7 @@ std::int64_t Supervisor::next_backstop_ns() const
             consider(w->log_window_ns + 1'000'000'000);
     }
     consider(up_queue_.empty() ? 0 : queue_deadline_ns_);
+    consider(next_queue_expiry());
     return earliest;
 }
 
@@ -314,6 +316,7 @@ void Supervisor::tick()
 {
     const std::int64_t now = clock_.now_ns();
     expire_upgrade_queue(now);
+    expire_queues(now);
     for (auto& w : workers_)
         if (w->log_suppressed && now - w->log_window_ns >= 1'000'000'000)
             report_suppressed(*w);

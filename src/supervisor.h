@@ -50,8 +50,19 @@ public:
     bool upgrade_link_open() const { return upgrade_link_ != nullptr; }
     // A worker's channel or the upgrade channel has room again: moves that waited go on.
     void retry_moves();
-    // Moves that wait for room in a channel, at most (beyond: given back).
+    // Moves that wait for room in a channel, at most per queue (beyond: given back).
     static constexpr std::size_t max_queued_moves = 16384;
+    // Descriptors the queues may hold together (the parent passes a share of RLIMIT_NOFILE,
+    // leaving the rest for accepting); beyond, a move is treated as finding no room.
+    void set_queued_fd_budget(std::size_t n) { fd_budget_ = n; }
+    std::size_t queued_fds() const { return queued_fds_; }
+    // A moving message from worker `w` whose descriptors were cut on arrival (we are out of
+    // them): the connection is lost, not the worker's fault; its record is released. False
+    // (a violation, already handled) when the id is not one it could hand over.
+    bool on_moving_cut(WorkerSlot& w, std::uint32_t id);
+    // The same on the upgrade channel: the connection is lost, the channel stays open.
+    void on_upgrade_cut(std::uint32_t id);
+    std::size_t moves_cut() const { return moves_cut_; }
     // The new parent: connections taken over from the old one, and given back for want of room.
     std::size_t moved_from_upgrade() const { return moved_from_upgrade_; }
     std::size_t upgrade_refused() const { return upgrade_refused_; }
@@ -94,8 +105,21 @@ private:
     struct QueuedUp {
         std::unique_ptr<Received> m;
         std::uint32_t id = 0;
-        pid_t pid = -1; // the rollover's: the old worker it came from
+        pid_t pid = -1; // the rollover's and a give-back's: the old worker it came from
+        HeldConnection held; // the rollover's: its record when queued (counted for its source)
+        std::int64_t queued_ns = 0; // dropped (given back, or lost) a grace later
     };
+    using Queue = std::deque<QueuedUp>;
+    // supervisor_queues.cc: every queue's entries counted against max_queued_moves and the
+    // descriptor budget; false when full (the caller gives back or loses `m`, untouched).
+    bool enqueue(Queue& q, Received& m, std::uint32_t id, pid_t pid, const HeldConnection& held);
+    QueuedUp dequeue(Queue& q); // the front, out of the count
+    void drop_queued(const WorkerSlot& w);
+    void expire_queues(std::int64_t now);
+    std::int64_t next_queue_expiry() const;
+    void retry_give_backs();
+    void mark_broken(WorkerSlot& w, int error); // its channel failed for good
+    void retry_send_backs();
     enum class Adopt { done, wait, no_room, error };
     Adopt try_forward(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);
     bool queue_rollover(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);
@@ -111,7 +135,7 @@ private:
     bool move_to_successor(WorkerSlot& w, Received& m, const MovingMsg& c, std::string* err);
     bool return_to_worker(Received& m, std::uint32_t id, const SentUp& sent);
     bool adopt_or_queue(Received& m, const MovingMsg& c, std::string* err);
-    Adopt try_adopt(Received& m, const MovingMsg& c, std::string* err);
+    Adopt try_adopt(Received& m, const MovingMsg& c, const SourceKey& key, std::string* err);
     void send_back(Received& m);
     bool take_back(Received& m, const MovingMsg& c, std::string* err);
     void worker_exited(const WorkerSlot& w, int status);
@@ -135,13 +159,16 @@ private:
     // until they come back for want of room (never, mostly; forgotten when the channel closes),
     // and those that wait for room in the channel, in order.
     std::unordered_map<std::uint32_t, SentUp> sent_up_;
-    std::deque<QueuedUp> up_queue_;
+    Queue up_queue_;
     std::int64_t queue_deadline_ns_ = 0; // when stopping: what still waits then is dropped
     // A rollover's moves that wait for room in a new worker's channel.
-    std::deque<QueuedUp> rollover_queue_;
+    Queue rollover_queue_;
     // The new parent: connections taken over that wait for room in a worker's channel.
-    std::deque<std::unique_ptr<Received>> adopt_queue_;
-    std::size_t moved_from_upgrade_ = 0, upgrade_refused_ = 0;
+    Queue adopt_queue_;
+    // Give-backs that wait for room: to an old worker's channel, to the upgrade channel.
+    Queue give_back_queue_, send_back_queue_;
+    std::size_t queued_fds_ = 0, fd_budget_ = SIZE_MAX;
+    std::size_t moved_from_upgrade_ = 0, upgrade_refused_ = 0, moves_cut_ = 0;
 };
 
 // "exited with status 1", "killed by signal 9 (Killed)", ...

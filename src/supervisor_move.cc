@@ -24,8 +24,11 @@ bool Supervisor::forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, 
         return false;
     }
     const auto held = w.held.find(c.id);
-    if (held == w.held.end() || held->second.in_hello) {
-        *err = what + (held == w.held.end() ? ", which it does not hold" : " in its hello phase");
+    if (held == w.held.end() || held->second.in_hello || held->second.in_transit) {
+        *err = what
+            + (held == w.held.end()         ? ", which it does not hold"
+                    : held->second.in_hello ? " in its hello phase"
+                                            : " a second time");
         return false;
     }
     if (!w.draining) {
@@ -50,7 +53,8 @@ bool Supervisor::forward_moving(WorkerSlot& w, Received& m, const MovingMsg& c, 
 }
 
 // To the least-loaded worker that takes connections; one whose channel is full is marked so
-// and the next is tried. `wait`: only full channels stand in the way.
+// and the next is tried, one whose channel failed gets nothing more. `wait`: only full
+// channels stand in the way.
 Supervisor::Adopt Supervisor::try_forward(
     WorkerSlot& w, Received& m, std::uint32_t id, std::string* err)
 {
@@ -59,32 +63,37 @@ Supervisor::Adopt Supervisor::try_forward(
             return Adopt::error;
         const int sent = to->channel->send_moving(as_sent(m), fds_of(m));
         if (sent == 0) {
+            to->held.at(id).in_transit = false;
             w.moved_out++;
             to->moved_in++;
             return Adopt::done;
         }
         dispatcher_.transfer(*to, w, id, err);
-        if (sent != EAGAIN)
-            break; // its channel is gone: it is replaced when it exits
-        to->waiting_for_room = true;
-        to->channel->wait_for_room();
+        if (channel_broken(sent)) {
+            mark_broken(*to, sent);
+        } else { // full, or the kernel's limit of the moment: when it has room
+            to->waiting_for_room = true;
+            to->channel->wait_for_room();
+        }
     }
     return dispatcher_.room_when_writable() ? Adopt::wait : Adopt::no_room;
 }
 
-// Its descriptors wait here, its record with the old worker, until a channel has room
-// (retry_moves). Without this a burst of thousands filled the new workers' channels and
-// most went back to the old ones, to be cut at -g.
+// Its descriptors wait here, its record with the old worker (marked in transit), until a
+// channel has room (retry_moves). Without this a burst of thousands filled the new workers'
+// channels and most went back to the old ones, to be cut at -g.
 bool Supervisor::queue_rollover(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err)
 {
-    if (rollover_queue_.size() >= max_queued_moves)
+    HeldConnection& held = w.held.at(id);
+    if (!enqueue(rollover_queue_, m, id, w.pid, held))
         return give_back(w, m, id, err);
-    rollover_queue_.push_back({ std::make_unique<Received>(std::move(m)), id, w.pid });
+    held.in_transit = true;
     return true;
 }
 
 // The rollover's queue, in order. A connection whose old worker has ended since (its record
-// released with it) is taken over like an upgrade's: a fresh id, counted for its source.
+// released with it) is taken over like an upgrade's: a fresh id, counted for the source its
+// record had (not what the message says).
 void Supervisor::retry_rollover_queue()
 {
     while (!rollover_queue_.empty()) {
@@ -92,37 +101,82 @@ void Supervisor::retry_rollover_queue()
         WorkerSlot* from = find(q.pid);
         std::string err;
         Adopt a;
-        if (from && !from->violated && !from->reaped && from->held.contains(q.id)) {
+        WorkerSlot* liar = nullptr; // replaced once its entry has left the queue
+        if (from && !from->reaped) { // not violated: drop_queued took its entries
             a = try_forward(*from, *q.m, q.id, &err);
             if (a == Adopt::no_room && !give_back(*from, *q.m, q.id, &err))
-                violation(*from, err);
+                liar = from;
         } else {
             FromWorker msg;
             if (!decode_from_worker(*q.m, &msg, &err)) // decoded once already: cannot fail
                 return;
-            a = try_adopt(*q.m, std::get<MovingMsg>(msg), &err);
+            a = try_adopt(*q.m, std::get<MovingMsg>(msg), q.held.key, &err);
             if (a == Adopt::no_room)
                 logf(LogLevel::err,
                     "connection %u: no worker has room for it and its old worker %d has "
                     "ended; lost",
                     q.id, static_cast<int>(q.pid));
         }
-        if (a == Adopt::wait)
+        if (a == Adopt::wait) {
+            if (from && !from->reaped)
+                from->held.at(q.id).in_transit = true;
             return;
-        rollover_queue_.pop_front();
+        }
+        dequeue(rollover_queue_);
+        if (liar)
+            violation(*liar, err);
     }
 }
 
-// The worker it came from keeps it, as it was, and does not offer it again.
+// The worker it came from keeps it, as it was, and does not offer it again. Its full channel:
+// the give-back waits for room (the record stays in transit meanwhile).
 bool Supervisor::give_back(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err)
 {
     w.moves_refused++;
-    if (w.channel->send_moving(as_sent(m), fds_of(m)) != 0) {
+    HeldConnection& held = w.held.at(id);
+    held.in_transit = false;
+    const int sent
+        = give_back_queue_.empty() ? w.channel->send_moving(as_sent(m), fds_of(m)) : EAGAIN;
+    if (sent == EAGAIN && enqueue(give_back_queue_, m, id, w.pid, held)) {
+        held.in_transit = true;
+        w.channel->wait_for_room();
+        return true;
+    }
+    if (sent != 0) {
         logf(LogLevel::err, "worker %d: connection %u could not be moved or given back; lost",
             static_cast<int>(w.pid), id);
         return dispatcher_.on_closed(w, { &id, 1 }, err);
     }
     return true;
+}
+
+// recvmsg cut the descriptors (MSG_CTRUNC: we are out of them), after the worker let go of the
+// connection: it is lost, and the worker carries on.
+bool Supervisor::on_moving_cut(WorkerSlot& w, std::uint32_t id)
+{
+    const auto held = w.held.find(id);
+    std::string err = "handed over connection " + std::to_string(id) + " (descriptors cut), ";
+    if (!w.draining || held == w.held.end() || held->second.in_hello || held->second.in_transit) {
+        violation(w, err + "which it could not hand over");
+        return false;
+    }
+    moves_cut_++;
+    logf(LogLevel::err,
+        "worker %d: connection %u lost: its descriptors were cut on arrival (the parent is out "
+        "of them; %zu so far)",
+        static_cast<int>(w.pid), id, moves_cut_);
+    if (!dispatcher_.on_closed(w, { &id, 1 }, &err)) {
+        violation(w, err);
+        return false;
+    }
+    return true;
+}
+
+void Supervisor::mark_broken(WorkerSlot& w, int error)
+{
+    logf(LogLevel::err, "worker %d: %s; no more connections for it", static_cast<int>(w.pid),
+        errno_message("moving a connection to it", error).c_str());
+    w.broken = true;
 }
 
 } // namespace sniproxy

@@ -53,9 +53,14 @@ void Supervisor::close_upgrade_link()
             "of room",
             moved_from_upgrade_, upgrade_refused_);
     upgrade_link_ = nullptr;
+    while (!send_back_queue_.empty()) { // the old parent is gone: nowhere to give them back
+        logf(LogLevel::err, "upgrade: a connection given back to the old parent lost");
+        dequeue(send_back_queue_);
+    }
     auto queued = std::move(up_queue_);
     up_queue_.clear();
     for (QueuedUp& q : queued) {
+        queued_fds_ -= q.m->nfds;
         const auto it = sent_up_.find(q.id);
         if (it == sent_up_.end())
             continue;
@@ -88,13 +93,11 @@ bool Supervisor::move_to_successor(WorkerSlot& w, Received& m, const MovingMsg& 
     if (!dispatcher_.take(w, c.id, &held, err))
         return false;
     const int sent = up_queue_.empty() ? upgrade_link_->send_moving(as_sent(m), fds_of(m)) : EAGAIN;
-    if (sent == 0 || (sent == EAGAIN && up_queue_.size() < max_queued_moves)) {
+    if (sent == 0 || (sent == EAGAIN && enqueue(up_queue_, m, c.id, w.pid, held))) {
         sent_up_[c.id] = { w.pid, held };
         w.moved_out++;
-        if (sent == EAGAIN) {
-            up_queue_.push_back({ std::make_unique<Received>(std::move(m)), c.id });
+        if (sent == EAGAIN)
             upgrade_link_->wait_for_room();
-        }
         return true;
     }
     if (sent != EAGAIN) {
@@ -148,23 +151,24 @@ bool Supervisor::on_upgrade_message(Received& m)
 
 bool Supervisor::adopt_or_queue(Received& m, const MovingMsg& c, std::string* err)
 {
-    Adopt a = adopt_queue_.empty() ? try_adopt(m, c, err) : Adopt::wait;
+    Adopt a
+        = adopt_queue_.empty() ? try_adopt(m, c, dispatcher_.key_for(c.source), err) : Adopt::wait;
     if (a == Adopt::error)
         return false;
     if (a == Adopt::done)
         moved_from_upgrade_++;
-    else if (a == Adopt::no_room || adopt_queue_.size() >= max_queued_moves)
+    else if (a == Adopt::no_room || !enqueue(adopt_queue_, m, c.id, -1, {}))
         send_back(m);
-    else
-        adopt_queue_.push_back(std::make_unique<Received>(std::move(m)));
     return true;
 }
 
 // The new parent: a fresh id in our own id space, the least-loaded worker with room, counted
-// for its source. Its channel full: the next, or wait for room. No worker with room at all
-// (-c): the caller sends it back over the channel, and the old parent gives it back to its
-// worker.
-Supervisor::Adopt Supervisor::try_adopt(Received& m, const MovingMsg& c, std::string* err)
+// for `key` (its source as the message says; a balancer's PROXY LOCAL is not counted, as on
+// accept). Its channel full: the next, or wait for room; failed: the next. No worker with
+// room at all (-c): the caller sends it back over the channel, and the old parent gives it
+// back to its worker.
+Supervisor::Adopt Supervisor::try_adopt(
+    Received& m, const MovingMsg& c, const SourceKey& key, std::string* err)
 {
     while (WorkerSlot* to = dispatcher_.least_loaded()) {
         MovingMsg renamed = c;
@@ -174,23 +178,31 @@ Supervisor::Adopt Supervisor::try_adopt(Received& m, const MovingMsg& c, std::st
             return Adopt::error;
         const int sent = to->channel->send_moving(e, fds_of(m));
         if (sent == 0) {
-            dispatcher_.adopt(*to, renamed.id, c.source.ss_family != AF_UNSPEC ? c.source : c.peer,
-                c.accepted_ns);
+            dispatcher_.adopt(*to, renamed.id, key, c.accepted_ns);
             to->moved_in++;
             return Adopt::done;
         }
-        if (sent != EAGAIN)
-            break; // its channel is gone: it is replaced when it exits
-        to->waiting_for_room = true;
-        to->channel->wait_for_room();
+        if (channel_broken(sent)) {
+            mark_broken(*to, sent);
+        } else { // full, or the kernel's limit of the moment: when it has room
+            to->waiting_for_room = true;
+            to->channel->wait_for_room();
+        }
     }
     return dispatcher_.room_when_writable() ? Adopt::wait : Adopt::no_room;
 }
 
+// A full channel: the give-back waits for room, in order.
 void Supervisor::send_back(Received& m)
 {
     upgrade_refused_++;
-    const int sent = upgrade_link_ ? upgrade_link_->send_moving(as_sent(m), fds_of(m)) : EPIPE;
+    int sent = !upgrade_link_      ? EPIPE
+        : send_back_queue_.empty() ? upgrade_link_->send_moving(as_sent(m), fds_of(m))
+                                   : EAGAIN;
+    if (sent == EAGAIN && enqueue(send_back_queue_, m, 0, -1, {})) {
+        upgrade_link_->wait_for_room();
+        return;
+    }
     if (sent != 0)
         logf(LogLevel::err, "upgrade: %s; connection lost",
             errno_message("giving a connection back to the old parent", sent).c_str());
@@ -199,6 +211,8 @@ void Supervisor::send_back(Received& m)
 // A channel has room again: what waited for it goes on, in order.
 void Supervisor::retry_moves()
 {
+    retry_give_backs();
+    retry_send_backs();
     retry_rollover_queue();
     while (!up_queue_.empty() && upgrade_link_ && to_successor_) {
         Received& m = *up_queue_.front().m;
@@ -213,22 +227,23 @@ void Supervisor::retry_moves()
             close_upgrade_link();
             return;
         }
-        up_queue_.pop_front();
+        dequeue(up_queue_);
     }
     while (!adopt_queue_.empty()) {
-        Received& m = *adopt_queue_.front();
+        Received& m = *adopt_queue_.front().m;
         FromWorker msg;
         std::string err;
         if (!decode_from_worker(m, &msg, &err)) // decoded once already: cannot fail
             return;
-        const Adopt a = try_adopt(m, std::get<MovingMsg>(msg), &err);
+        const MovingMsg& c = std::get<MovingMsg>(msg);
+        const Adopt a = try_adopt(m, c, dispatcher_.key_for(c.source), &err);
         if (a == Adopt::wait)
             return;
         if (a == Adopt::done)
             moved_from_upgrade_++;
         else if (a == Adopt::no_room)
             send_back(m);
-        adopt_queue_.pop_front();
+        dequeue(adopt_queue_);
     }
 }
 
@@ -246,6 +261,19 @@ bool Supervisor::take_back(Received& m, const MovingMsg& c, std::string* err)
         logf(LogLevel::err, "upgrade: connection %u came back after its worker %d ended; lost",
             c.id, static_cast<int>(sent.pid));
     return true;
+}
+
+// recvmsg cut the descriptors of a moving message (we are out of them): that connection is
+// lost; the channel stays open (its sender did nothing wrong).
+void Supervisor::on_upgrade_cut(std::uint32_t id)
+{
+    moves_cut_++;
+    if (to_successor_)
+        sent_up_.erase(id);
+    logf(LogLevel::err,
+        "upgrade channel: connection %u lost: its descriptors were cut on arrival (out of "
+        "them; %zu so far)",
+        id, moves_cut_);
 }
 
 } // namespace sniproxy

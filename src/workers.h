@@ -57,6 +57,9 @@ struct HeldConnection {
     bool shed = false; // the worker was asked to close it
     bool moved = false; // its real source came from the worker (SourceMsg)
     bool from_balancer = false; // only these may have their source reported
+    // Handed over and waiting in the parent (a full channel): the worker no longer has it,
+    // so a second hand-over or a closed report for it is a lie.
+    bool in_transit = false;
 };
 
 struct WorkerSlot {

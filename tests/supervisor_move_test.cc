@@ -16,45 +16,6 @@ using namespace sniproxy;
 using namespace sniproxy::test;
 
 namespace {
-struct FakeUpgradeLink final : UpgradeLink {
-    std::vector<Encoded> sent;
-    std::vector<std::size_t> fds;
-    int fail_with = 0;
-    int send_moving(const Encoded& m, std::span<const int> f) override
-    {
-        if (fail_with)
-            return fail_with;
-        sent.push_back(m);
-        fds.push_back(f.size());
-        return 0;
-    }
-    int waits = 0;
-    void wait_for_room() override { waits++; }
-};
-
-// A moving message for `id` as the old parent sends it, from `source`, with dup()s of `fds`.
-Received moving(std::uint32_t id, std::initializer_list<int> fds, const char* source = nullptr,
-    std::uint32_t in_pipe = 0, Encoded* as = nullptr)
-{
-    MovingMsg m;
-    m.id = id;
-    m.up.splicing = in_pipe > 0;
-    m.up.in_pipe = in_pipe;
-    m.accepted_ns = 12345;
-    m.sni = "example.com";
-    if (source)
-        m.source = ipv4(source);
-    Encoded e;
-    std::string err;
-    REQUIRE(encode_moving(m, &e, &err));
-    if (as)
-        *as = e;
-    Received rec = Rig::message(e.type, e.bytes());
-    for (int fd : fds)
-        rec.fds[rec.nfds++].reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
-    return rec;
-}
-
 // A new parent of an upgrade with one ready worker and its channel from the old parent.
 struct NewParent : Rig {
     FakeUpgradeLink link;
@@ -334,4 +295,77 @@ TEST_CASE("a rollover's queued connection goes back to its old worker when the d
     CHECK(channel_of(old).moving_fds == std::vector<std::size_t> { 2 });
     CHECK(old.held.contains(1));
     CHECK(old.moves_refused == 1);
+}
+
+TEST_CASE("a taken-over connection is counted without a rate token and even over source-max")
+{
+    Counted r(1); // source-max 1
+    Settings limited = Counted::with_max(1);
+    limited.source_rate = { 1, 1 }; // one new connection a second
+    r.limits.configure(limited);
+    FakeUpgradeLink link;
+    r.s.set_upgrade_link(&link, false);
+    MoveFds f;
+    for (std::uint32_t id = 1; id <= 3; id++) {
+        Received m = moving(id, { f.tcp.get(), f.unix_a.get() }, "198.51.100.7");
+        REQUIRE(r.s.on_upgrade_message(m));
+    }
+    CHECK(channel_of(*r.workers[0]).moving_fds.size() == 3);
+    CHECK(r.counts("198.51.100.7").connections == 3); // established: never refused
+    // No token spent: a new connection from that address is still admitted by the rate.
+    const auto now = SourceLimits::Clock::time_point(std::chrono::nanoseconds(r.clock.now));
+    limited.source_max = 0;
+    r.limits.configure(limited);
+    CHECK(r.limits.admit(ip_of(ipv4("198.51.100.7")), now).verdict == Verdict::ok);
+}
+
+TEST_CASE("a taken-over balancer's PROXY LOCAL connection is not counted for the balancer")
+{
+    Counted r(10);
+    FakeUpgradeLink link;
+    r.s.set_upgrade_link(&link, false);
+    MoveFds f;
+    Received m = moving(1, { f.tcp.get(), f.unix_a.get() }, nullptr, 0, nullptr, "10.0.0.2");
+    REQUIRE(r.s.on_upgrade_message(m));
+    CHECK(channel_of(*r.workers[0]).moving_fds.size() == 1);
+    CHECK(r.counts("10.0.0.2").connections == 0);
+}
+
+TEST_CASE("a give-back to the old parent that finds the channel full waits for room")
+{
+    NewParent r;
+    auto full = connections(4); // -c 4 in the rig
+    REQUIRE(r.d.hand_over(full));
+    r.link.fail_with = EAGAIN;
+    MoveFds f;
+    LogCapture log;
+    for (std::uint32_t id = 1; id <= 2; id++) {
+        Received m = moving(id, { f.tcp.get(), f.unix_a.get() });
+        REQUIRE(r.s.on_upgrade_message(m));
+    }
+    CHECK(r.link.waits > 0);
+    CHECK_FALSE(log.has(LogLevel::err, "connection lost"));
+    r.link.fail_with = 0;
+    r.s.retry_moves();
+    REQUIRE(r.link.sent.size() == 2);
+    CHECK(decoded(r.link.sent[0]).id == 1);
+    CHECK(decoded(r.link.sent[1]).id == 2);
+    CHECK(r.s.queued_fds() == 0);
+}
+
+TEST_CASE("a connection from the old parent that waits a grace for a worker goes back")
+{
+    NewParent r; // -g 10
+    WorkerSlot& w = *r.workers[0];
+    channel_of(w).fail_with = EAGAIN;
+    MoveFds f;
+    Received m = moving(5, { f.tcp.get(), f.unix_a.get() });
+    REQUIRE(r.s.on_upgrade_message(m));
+    CHECK(r.link.sent.empty());
+    CHECK(r.s.next_backstop_ns() == r.clock.now + 12'000'000'000);
+    r.clock.advance_ms(12'000);
+    r.s.tick();
+    REQUIRE(r.link.sent.size() == 1);
+    CHECK(decoded(r.link.sent[0]).id == 5);
+    CHECK(r.s.queued_fds() == 0);
 }

@@ -139,4 +139,48 @@ inline WorkerSlot& holding(Rig& r, std::size_t n, std::initializer_list<std::uin
     return w;
 }
 
+// The upgrade channel between two parents: records what was sent, fails on demand.
+struct FakeUpgradeLink final : UpgradeLink {
+    std::vector<Encoded> sent;
+    std::vector<std::size_t> fds;
+    int fail_with = 0;
+    int send_moving(const Encoded& m, std::span<const int> f) override
+    {
+        if (fail_with)
+            return fail_with;
+        sent.push_back(m);
+        fds.push_back(f.size());
+        return 0;
+    }
+    int waits = 0;
+    void wait_for_room() override { waits++; }
+};
+
+// A moving message for `id` as the old parent (or a worker) sends it, from `source`, with
+// dup()s of `fds`.
+inline Received moving(std::uint32_t id, std::initializer_list<int> fds,
+    const char* source = nullptr, std::uint32_t in_pipe = 0, Encoded* as = nullptr,
+    const char* peer = nullptr)
+{
+    MovingMsg m;
+    m.id = id;
+    m.up.splicing = in_pipe > 0;
+    m.up.in_pipe = in_pipe;
+    m.accepted_ns = 12345;
+    m.sni = "example.com";
+    if (source)
+        m.source = ipv4(source);
+    if (peer)
+        m.peer = ipv4(peer);
+    Encoded e;
+    std::string err;
+    REQUIRE(encode_moving(m, &e, &err));
+    if (as)
+        *as = e;
+    Received rec = Rig::message(e.type, e.bytes());
+    for (int fd : fds)
+        rec.fds[rec.nfds++].reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    return rec;
+}
+
 } // namespace sniproxy::test
