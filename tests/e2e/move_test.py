@@ -111,17 +111,22 @@ class MoveTest(DaemonTestCase):
         seen = set()
         stop = threading.Event()
 
+        sent = []
+
         def watch():
             while not stop.is_set():
                 now = time.monotonic()
                 seen.update(worker_pids(d))
+                # and the pids the SIGHUPs were sent to: a generation that came and went
+                # between two looks of this thread (slow under load) is never in `seen`
+                for _, old in list(sent):
+                    seen.update(old)
                 for p in seen - gone.keys():
                     if exited(p):
                         gone[p] = now
                 time.sleep(0.01)
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        sent = []
         for i in range(hups):
             if i:
                 time.sleep(apart)
