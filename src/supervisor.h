@@ -118,7 +118,7 @@ private:
     void expire_queues(std::int64_t now);
     std::int64_t next_queue_expiry() const;
     void retry_give_backs();
-    void mark_broken(WorkerSlot& w, int error); // its channel failed for good
+    void send_failed(WorkerSlot& to, int error); // broken, or wait for room
     void retry_send_backs();
     enum class Adopt { done, wait, no_room, error };
     Adopt try_forward(WorkerSlot& w, Received& m, std::uint32_t id, std::string* err);

@@ -69,12 +69,7 @@ Supervisor::Adopt Supervisor::try_forward(
             return Adopt::done;
         }
         dispatcher_.transfer(*to, w, id, err);
-        if (channel_broken(sent)) {
-            mark_broken(*to, sent);
-        } else { // full, or the kernel's limit of the moment: when it has room
-            to->waiting_for_room = true;
-            to->channel->wait_for_room();
-        }
+        send_failed(*to, sent);
     }
     return dispatcher_.room_when_writable() ? Adopt::wait : Adopt::no_room;
 }
@@ -172,11 +167,18 @@ bool Supervisor::on_moving_cut(WorkerSlot& w, std::uint32_t id)
     return true;
 }
 
-void Supervisor::mark_broken(WorkerSlot& w, int error)
+// A move that a new worker's channel refused: gone for good, that worker gets no more;
+// full, or the kernel's limit of the moment, it is tried again when it has room.
+void Supervisor::send_failed(WorkerSlot& to, int error)
 {
-    logf(LogLevel::err, "worker %d: %s; no more connections for it", static_cast<int>(w.pid),
+    if (!channel_broken(error)) {
+        to.waiting_for_room = true;
+        to.channel->wait_for_room();
+        return;
+    }
+    logf(LogLevel::err, "worker %d: %s; no more connections for it", static_cast<int>(to.pid),
         errno_message("moving a connection to it", error).c_str());
-    w.broken = true;
+    to.broken = true;
 }
 
 } // namespace sniproxy

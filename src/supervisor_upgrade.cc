@@ -182,12 +182,7 @@ Supervisor::Adopt Supervisor::try_adopt(
             to->moved_in++;
             return Adopt::done;
         }
-        if (channel_broken(sent)) {
-            mark_broken(*to, sent);
-        } else { // full, or the kernel's limit of the moment: when it has room
-            to->waiting_for_room = true;
-            to->channel->wait_for_room();
-        }
+        send_failed(*to, sent);
     }
     return dispatcher_.room_when_writable() ? Adopt::wait : Adopt::no_room;
 }
