@@ -9,7 +9,7 @@
 // "Close together" is told two ways. By time: readiness again within busy_gap_ns. By what
 // the previous readiness found, whatever the time since: the time between two reports
 // includes the parent's other callbacks, so a parent whose every loop turn is longer than
-// the gap (busy workers' messages, SCHED_BATCH's late wake-ups) would otherwise take one
+// the gap (busy workers' messages, late wake-ups on a shared core) would otherwise take one
 // connection a turn while its queue fills. So the queue is asked too when the previous
 // readiness used its whole budget without EAGAIN and may have left some behind.
 #pragma once
