@@ -27,9 +27,6 @@
 namespace sniproxy {
 
 namespace {
-    // Messages read from one worker per wake-up (see read_worker), max_receive_batch a call.
-    constexpr int max_messages_per_read = 256;
-
     // How many to accept from `listener` on this readiness (accept_pacer.h).
     std::size_t accept_budget(AcceptPacer& pacer, int listener)
     {
@@ -314,9 +311,9 @@ void Parent::read_worker(WorkerSlot& w)
         for (std::size_t i = 0; i < batch.count && !stop; i++) {
             // A worker's records are bounded by its encoder: one that does not fit is a lie,
             // unless its descriptors were cut (we are out of them: the connection is lost).
-            const Received& m = batch.messages[i];
+            Received& m = batch.messages[i];
             if (batch.results[i] != Recv::invalid)
-                stop = !supervisor_.on_message(w, batch.messages[i]);
+                stop = !supervisor_.on_message(w, m);
             else if (const auto id = cut_moving_id(m))
                 stop = !supervisor_.on_moving_cut(w, *id);
             else {

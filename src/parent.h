@@ -46,6 +46,9 @@ public:
     int run(); // returns the exit status
 
 private:
+    // Messages read from one channel (a worker's, the upgrade's) per wake-up: a peer that
+    // writes without pause must not keep the parent from accepting (the event fires again).
+    static constexpr int max_messages_per_read = 256;
     class Channel;
     class UpgradeChannel;
 

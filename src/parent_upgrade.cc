@@ -9,11 +9,6 @@
 
 namespace sniproxy {
 
-namespace {
-    // Messages read per wake-up, as for a worker: the parent must get back to accepting.
-    constexpr int max_messages_per_read = 256;
-} // namespace
-
 Parent::UpgradeChannel::UpgradeChannel(Parent& parent, UniqueFd fd)
     : parent_(parent)
     , fd_(std::move(fd))
